@@ -1,0 +1,163 @@
+"""The ``Agent`` facade: ask a question, stream its steps, get a cited and checked ``Answer``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langgraph.errors import GraphRecursionError
+
+from agents.context import CallBudget, RunContext
+from agents.graph import build_graph
+from agents.llm import ChatModel, UsageLedger
+from agents.settings import Settings, load_settings
+from agents.state import AgentState, AnswerSentence, Citation, TraceEntry
+from retrieval.index import Index
+
+OFFLINE_NOTICE = (
+    "No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL): offline mode. Expansion uses "
+    "pseudo-relevance feedback, reranking uses sentence-level similarity, and the answer quotes the documents."
+)
+RECURSION_LIMIT = 40
+
+
+@dataclass
+class Answer:
+    """A question's answer: text, checked citations and the trace of every step."""
+
+    question: str
+    text: str
+    sentences: list[AnswerSentence]
+    citations: list[Citation]
+    trace: list[TraceEntry]
+    thread_id: str
+    mode: str
+    insufficient: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready data."""
+        return asdict(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The answer serialised to JSON."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A step finished: its trace entry (streamed before the answer)."""
+
+    step: str
+    entry: TraceEntry
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of the answer as it is written."""
+
+    text: str
+
+
+Event = StepEvent | TokenEvent | Answer
+
+
+class Agent:
+    """Question answering over an index, one LangGraph run per question."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, index: Index | None = None, llm: ChatModel | None = None
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.index = index or Index(self.settings.index)
+        self.ledger = UsageLedger()
+        if llm is None and self.settings.llm.enabled:
+            llm = ChatModel(self.settings.llm, ledger=self.ledger)
+        self.llm = llm
+        if llm is not None and getattr(llm, "ledger", None) is not None:
+            self.ledger = llm.ledger
+        self.graph = build_graph(self.settings.home / "conversations.sqlite")
+
+    @property
+    def mode(self) -> str:
+        """'offline', or the model and endpoint the LLM stages use."""
+        if self.llm is None:
+            return "offline"
+        return f"llm: {self.settings.llm.model} at {self.settings.llm.base_url or 'https://api.openai.com/v1'}"
+
+    def _context(self) -> RunContext:
+        return RunContext(
+            settings=self.settings,
+            index=self.index,
+            llm=self.llm,
+            ledger=self.ledger,
+            budget=CallBudget(limit=self.settings.max_llm_calls),
+        )
+
+    def ask(self, question: str, thread_id: str | None = None) -> Answer:
+        """Answer a question (a follow-up when ``thread_id`` names an earlier conversation)."""
+        answer = None
+        for event in self.stream(question, thread_id=thread_id):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, thread_id: str | None = None) -> Iterator[Event]:
+        """One event per finished step, the answer's tokens as they come, then the ``Answer``."""
+        if not question.strip():
+            raise ValueError("the question is empty")
+        thread = thread_id or uuid.uuid4().hex
+        config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
+        notices: list[str] = []
+        try:
+            for mode, payload in self.graph.stream(
+                {"question": question},
+                config,
+                context=self._context(),
+                stream_mode=["updates", "custom"],
+            ):
+                if mode == "custom" and payload.get("type") == "token":
+                    yield TokenEvent(text=payload["text"])
+                elif mode == "updates":
+                    for step, update in payload.items():
+                        for entry in (update or {}).get("trace", []):
+                            yield StepEvent(step=step, entry=entry)
+        except GraphRecursionError:
+            notices.append("the step budget ran out before the answer was checked; showing what was reached")
+        state: AgentState = self.graph.get_state(config).values
+        yield self._answer(question, thread, state, notices)
+
+    def _answer(self, question: str, thread: str, state: AgentState, notices: list[str]) -> Answer:
+        if self.llm is None:
+            notices.insert(0, OFFLINE_NOTICE)
+        flagged = [s for s in state.get("sentences", []) if s.get("verdict") == "unsupported"]
+        if flagged:
+            notices.append(f"{len(flagged)} sentence(s) could not be verified against the sources and are flagged")
+        return Answer(
+            question=question,
+            text=state.get("answer_text", ""),
+            sentences=state.get("sentences", []),
+            citations=state.get("citations", []),
+            trace=state.get("trace", []),
+            thread_id=thread,
+            mode=self.mode,
+            insufficient=bool(state.get("insufficient", False)),
+            notices=notices,
+        )
+
+    def threads(self) -> list[str]:
+        """Conversation ids stored in the checkpointer, newest first."""
+        saver = self.graph.checkpointer
+        seen: dict[str, None] = {}
+        for item in saver.list(None):
+            seen.setdefault(item.config["configurable"]["thread_id"], None)
+        return list(seen)
+
+    def history(self, thread_id: str) -> list[dict[str, str]]:
+        """The questions and answers of a conversation."""
+        state = self.graph.get_state({"configurable": {"thread_id": thread_id}}).values
+        return list(state.get("history", []))

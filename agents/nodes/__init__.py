@@ -1,0 +1,1 @@
+"""One module per graph node: expand, route, retrieve, rerank, answer, verify."""

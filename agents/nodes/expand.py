@@ -1,0 +1,139 @@
+"""Expand: the question in several forms (rewrites, pseudo-documents), merged MuGI-style downstream.
+
+With an LLM: a standalone rewrite of a follow-up, N rewrites and query2doc pseudo-documents, generated
+concurrently. Offline: pseudo-relevance feedback (a first-pass search's best passages as the
+pseudo-document, RM3-style expansion terms) and keyword rewrites.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
+
+from agents.context import RunContext, StepRecorder, record_step
+from agents.errors import LLMError
+from agents.llm import map_concurrent
+from agents.state import PER_TURN_RESET, AgentState, QueryVariant
+from prompts import render
+from retrieval.fusion import ranked, rrf
+from retrieval.textutil import content_words
+
+ANAPHORA = frozenset("it its they them their this that these those he she his her him there such".split())
+
+
+class Rewrites(BaseModel):
+    """Alternative phrasings of a question."""
+
+    rewrites: list[str] = Field(description="Each a full, standalone search query with different wording.")
+
+
+class Standalone(BaseModel):
+    """A follow-up question made self-contained."""
+
+    question: str = Field(description="The question rewritten so it can be understood without the conversation.")
+
+
+def expand_query(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Produce the query variants every later search runs on."""
+    ctx = runtime.context
+    question = state["question"].strip()
+    history = state.get("history", [])
+    with record_step("expand", ctx, question=question, history_turns=len(history)) as rec:
+        standalone = _standalone(question, history, ctx, rec)
+        variants: list[QueryVariant] = [QueryVariant(text=question, kind="original")]
+        if standalone != question:
+            variants.append(QueryVariant(text=standalone, kind="standalone"))
+        if not ctx.settings.expand.enabled:
+            rec.skipped = True
+        elif ctx.llm is not None:
+            variants += _generated_variants(standalone, ctx, rec)
+        if ctx.settings.expand.enabled and len(variants) <= 2:
+            variants += _feedback_variants(standalone, ctx)
+        rec.outputs = {"standalone": standalone, "variants": variants}
+    return {**PER_TURN_RESET, "standalone": standalone, "variants": variants, "trace": [rec.entry]}
+
+
+def _standalone(question: str, history: list[dict[str, str]], ctx: RunContext, rec: StepRecorder) -> str:
+    """The question made self-contained using the conversation so far."""
+    if not history:
+        return question
+    asked = set(content_words(question))
+    follows_up = bool(ANAPHORA & set(question.lower().split())) or len(asked) < 3
+    if not follows_up:
+        return question
+    model = ctx.model_for("expand")
+    if model is not None:
+        thread = "\n".join(f"Q: {turn['question']}\nA: {turn['answer']}" for turn in history[-3:])
+        try:
+            reply = model.structured(
+                render("standalone", conversation=thread, question=question), Standalone, stage="expand"
+            )
+            return reply.question.strip() or question
+        except LLMError as exc:
+            rec.degrade(f"standalone rewrite failed ({exc}); used the conversation's keywords")
+    previous = [w for w in content_words(history[-1]["question"]) if w not in asked]
+    return f"{question} ({' '.join(dict.fromkeys(previous))})" if previous else question
+
+
+def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> list[QueryVariant]:
+    """Rewrites and query2doc pseudo-documents from the LLM, requested concurrently."""
+    config = ctx.settings.expand
+    jobs: list[str] = (["rewrites"] if config.rewrites else []) + ["pseudo_doc"] * config.pseudo_docs
+    model = ctx.model_for("expand", len(jobs))
+    if model is None or not jobs:
+        rec.degrade("LLM call budget spent; used pseudo-relevance feedback")
+        return []
+
+    def run(job: str) -> list[QueryVariant]:
+        try:
+            if job == "rewrites":
+                reply = model.structured(
+                    render("rewrite", question=question, n=str(config.rewrites)), Rewrites, stage="expand"
+                )
+                return [QueryVariant(text=r, kind="rewrite") for r in reply.rewrites[: config.rewrites] if r.strip()]
+            text = model.text(render("query2doc", question=question), stage="expand", max_tokens=200)
+            return [QueryVariant(text=text.strip(), kind="pseudo_doc")] if text.strip() else []
+        except LLMError as exc:
+            rec.degrade(f"{job} failed: {exc}")
+            return []
+
+    return [v for batch in map_concurrent(run, jobs, max_workers=ctx.settings.llm.max_concurrency) for v in batch]
+
+
+def _feedback_variants(question: str, ctx: RunContext) -> list[QueryVariant]:
+    """Offline expansion: keywords, RM3-style feedback terms, and the feedback passages as pseudo-documents."""
+    config = ctx.settings.expand
+    terms = content_words(question)
+    variants: list[QueryVariant] = []
+    if terms and len(terms) < len(question.split()):
+        variants.append(QueryVariant(text=" ".join(dict.fromkeys(terms)), kind="keywords"))
+    index = ctx.index
+    vector = index.embedder.embed_query(question)
+    dense = [h.chunk_id for h in index.dense_chunks(vector, config.feedback_k * 2)]
+    lexical = [h.chunk_id for h in index.bm25_chunks(question, config.feedback_k * 2)]
+    top = ranked(rrf([dense, lexical]))[: config.feedback_k]
+    passages = index.chunks(top)
+    if not passages:
+        return variants
+    expansion = _rm3_terms([p.text for p in passages], set(terms), config.expansion_terms)
+    if expansion:
+        variants.append(QueryVariant(text=f"{question} {' '.join(expansion)}", kind="feedback"))
+    for passage in passages[: config.pseudo_docs]:
+        variants.append(QueryVariant(text=passage.text, kind="pseudo_doc"))
+    return variants
+
+
+def _rm3_terms(passages: list[str], query_terms: set[str], n: int) -> list[str]:
+    """Terms most probable in the feedback passages (rank-weighted), excluding the query's own."""
+    weights: Counter[str] = Counter()
+    for rank, text in enumerate(passages):
+        words = [w for w in content_words(text) if len(w) > 2]
+        if not words:
+            continue
+        prior = 1.0 / (rank + 1)
+        for word, count in Counter(words).items():
+            weights[word] += prior * count / len(words)
+    return [w for w, _ in weights.most_common(n + len(query_terms)) if w not in query_terms][:n]

@@ -1,0 +1,97 @@
+"""Retrieve (fine grain): chunks inside the routed documents, dense and BM25, for every query variant, fused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agents.context import RunContext, record_step
+from agents.nodes._queries import merge_variants
+from agents.state import AgentState, Passage
+from retrieval.fusion import ranked, rrf
+from retrieval.index import ChunkHit
+
+
+def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Search chunks with every variant and method, restricted to the routed documents, and fuse the lists."""
+    ctx = runtime.context
+    config = ctx.settings.retrieve
+    index = ctx.index
+    routed = state.get("routed", [])
+    kept = [d["doc_id"] for d in routed if d["kept"]]
+    doc_ids = kept if routed else None
+    with record_step("retrieve", ctx, documents=len(kept) if routed else "all", variants=len(state["variants"])) as rec:
+        query = merge_variants(state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats)
+        lists: dict[str, list[ChunkHit]] = {}
+        searches = [("merged", query.lexical, query.vector)] + [
+            (f"{v['kind']}:{i}", v["text"], vector)
+            for i, (v, vector) in enumerate(zip(state["variants"], query.variant_vectors, strict=True))
+        ]
+        for label, text, vector in searches:
+            if config.dense:
+                lists[f"{label}/dense"] = index.dense_chunks(vector, config.per_variant_k, doc_ids=doc_ids)
+            if config.bm25:
+                lists[f"{label}/bm25"] = index.bm25_chunks(text, config.per_variant_k, doc_ids=doc_ids)
+        hits = {h.chunk_id: h for found in lists.values() for h in found}
+        rankings = [[h.chunk_id for h in found] for found in lists.values()]
+        if routed:
+            rankings.append(_by_document_rank(list(hits.values()), [d["doc_id"] for d in routed], rankings))
+        fused = rrf(rankings, k=config.rrf_k)
+        chosen = _deduplicated([hits[c] for c in ranked(fused)])[: config.k]
+        if config.neighbours:
+            chosen = _with_neighbours(chosen, index)
+        passages = [passage_from_hit(h, fused.get(h.chunk_id, 0.0)) for h in chosen]
+        rec.outputs = {"passages": [(p["chunk_id"], round(p["score"], 5)) for p in passages], "lists": len(lists)}
+    by_variant = {label: [h.chunk_id for h in found[:10]] for label, found in lists.items()}
+    return {"retrieved": passages, "retrieved_by_variant": by_variant, "trace": [rec.entry]}
+
+
+def _by_document_rank(hits: list[ChunkHit], doc_order: list[str], rankings: list[list[str]]) -> list[str]:
+    """Chunks ordered by their document's routing rank, then by their best rank in any list."""
+    doc_rank = {d: i for i, d in enumerate(doc_order)}
+    best: dict[str, int] = {}
+    for ranking in rankings:
+        for i, chunk_id in enumerate(ranking):
+            best[chunk_id] = min(best.get(chunk_id, i), i)
+    ordered = sorted(hits, key=lambda h: (doc_rank.get(h.doc_id, len(doc_rank)), best.get(h.chunk_id, 0)))
+    return [h.chunk_id for h in ordered]
+
+
+def _deduplicated(hits: list[ChunkHit]) -> list[ChunkHit]:
+    """Drop chunks whose text repeats one already kept (the same passage in two files)."""
+    seen: set[str] = set()
+    kept = []
+    for hit in hits:
+        key = " ".join(hit.text.lower().split())
+        if key not in seen:
+            seen.add(key)
+            kept.append(hit)
+    return kept
+
+
+def _with_neighbours(hits: list[ChunkHit], index: Any) -> list[ChunkHit]:
+    """Each hit followed by the chunks next to it, without repeats."""
+    out: dict[str, ChunkHit] = {}
+    for hit in hits:
+        out.setdefault(hit.chunk_id, hit)
+        for neighbour in index.neighbours(hit):
+            out.setdefault(neighbour.chunk_id, neighbour)
+    return list(out.values())
+
+
+def passage_from_hit(hit: ChunkHit, score: float) -> Passage:
+    """A chunk hit as the state carries it."""
+    return Passage(
+        chunk_id=hit.chunk_id,
+        doc_id=hit.doc_id,
+        title=hit.title,
+        text=hit.text,
+        start=hit.start,
+        end=hit.end,
+        section=hit.section,
+        page=hit.page,
+        score=score,
+    )
+
+

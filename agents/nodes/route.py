@@ -1,0 +1,70 @@
+"""Route (coarse grain): choose the documents worth searching, from their profiles, before any chunk search.
+
+Signals, each a ranking of documents: dense similarity to the profile and to the chunk centroid, BM25
+over whole documents, and the best corpus-wide chunk hits inside each document. They are fused by
+reciprocal rank; an adaptive number of documents is kept at the largest score gap, and when the
+confidence is low the search widens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agents.context import RunContext, record_step
+from agents.nodes._queries import merge_variants
+from agents.state import AgentState, RoutedDoc
+from retrieval.fusion import gap_cut, ranked, rrf
+
+
+def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Score every candidate document and keep the ones the fine-grained search may look inside."""
+    ctx = runtime.context
+    config = ctx.settings.route
+    with record_step("route", ctx, variants=len(state["variants"])) as rec:
+        if not config.enabled:
+            rec.skipped = True
+            rec.outputs = {"kept": "all documents"}
+            return {"routed": [], "route_confidence": 0.0, "widened": True, "trace": [rec.entry]}
+        index = ctx.index
+        query = merge_variants(state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats)
+        signals = {
+            "profile": [r.id for r in index.dense_documents(query.vector, config.candidates, by="profile")],
+            "centroid": [r.id for r in index.dense_documents(query.vector, config.candidates, by="centroid")],
+            "bm25": [d for d, _ in index.bm25_documents(query.lexical, config.candidates)],
+        }
+        if config.chunk_probe_k:
+            dense_hits = index.dense_chunks(query.vector, config.chunk_probe_k)
+            lexical_hits = index.bm25_chunks(query.lexical, config.chunk_probe_k)
+            signals["chunks_dense"] = list(dict.fromkeys(h.doc_id for h in dense_hits))
+            signals["chunks_bm25"] = list(dict.fromkeys(h.doc_id for h in lexical_hits))
+        fused = rrf(list(signals.values()))
+        order = ranked(fused)
+        scores = [fused[d] for d in order]
+        keep = gap_cut(scores, lo=config.min_docs, hi=config.max_docs)
+        confidence = _confidence(scores, keep)
+        widened = confidence < config.low_confidence
+        if widened:
+            keep = min(len(order), max(keep * config.widen_factor, config.max_docs))
+        titles = {p.doc_id: p.title for p in index.documents_by_id(order[: keep + 10])}
+        routed = [
+            RoutedDoc(
+                doc_id=d,
+                title=titles.get(d, d),
+                score=round(fused[d], 6),
+                kept=i < keep,
+                signals={name: float(ranking.index(d) + 1) for name, ranking in signals.items() if d in ranking},
+            )
+            for i, d in enumerate(order[: keep + 10])
+        ]
+        rec.outputs = {"kept": keep, "confidence": round(confidence, 3), "widened": widened, "candidates": len(order)}
+    return {"routed": routed, "route_confidence": confidence, "widened": widened, "trace": [rec.entry]}
+
+
+def _confidence(scores: list[float], keep: int) -> float:
+    """How clearly the kept documents stand out: the relative drop after the last kept one."""
+    if not scores or keep >= len(scores):
+        return 1.0
+    top = scores[0]
+    return max(0.0, min(1.0, (scores[keep - 1] - scores[keep]) / top * 10)) if top > 0 else 0.0

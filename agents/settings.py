@@ -1,0 +1,142 @@
+"""One settings object, nested by concern, read from MULTIGRAIN_* and the usual OPENAI_* variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.errors import ConfigError
+from agents.llm import LLMConfig
+from retrieval.config import IndexConfig
+
+
+class _Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpandConfig(_Stage):
+    """Query expansion: rewrites, pseudo-documents, follow-up resolution."""
+
+    enabled: bool = Field(True, description="Run the expand stage.")
+    rewrites: int = Field(3, ge=0, le=8, description="Rewrites of the question.")
+    pseudo_docs: int = Field(1, ge=0, le=4, description="query2doc pseudo-documents (LLM) or feedback passages (offline).")
+    feedback_k: int = Field(3, ge=1, le=20, description="Offline: first-pass passages used as pseudo-relevance feedback.")
+    expansion_terms: int = Field(8, ge=0, le=40, description="Offline: RM3-style terms added to the keyword query.")
+    question_repeats: int = Field(3, ge=1, le=10, description="MuGI: times the question is repeated beside pseudo-docs.")
+
+
+class RouteConfig(_Stage):
+    """Coarse grain: which documents may be searched."""
+
+    enabled: bool = Field(True, description="Run the route stage; off means search the whole corpus.")
+    min_docs: int = Field(5, ge=1, description="Fewest documents kept.")
+    max_docs: int = Field(30, ge=1, description="Most documents kept.")
+    candidates: int = Field(100, ge=1, description="Documents scored by each signal before fusion.")
+    chunk_probe_k: int = Field(50, ge=0, description="Corpus-wide chunks whose best scores vote for their documents.")
+    low_confidence: float = Field(0.2, ge=0, le=1, description="Below this confidence the search widens.")
+    widen_factor: int = Field(3, ge=1, description="How many times more documents a widened search keeps.")
+    llm_judge: bool = Field(False, description="With an LLM: let it choose among the top candidates' profiles.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RouteConfig:
+        if self.min_docs > self.max_docs:
+            raise ValueError(f"route.min_docs ({self.min_docs}) must not exceed route.max_docs ({self.max_docs})")
+        return self
+
+
+class RetrieveConfig(_Stage):
+    """Fine grain: chunks inside the routed documents."""
+
+    k: int = Field(20, ge=1, le=200, description="Chunks handed to rerank.")
+    per_variant_k: int = Field(30, ge=1, description="Chunks fetched per query variant and per method.")
+    dense: bool = Field(True, description="Use dense search.")
+    bm25: bool = Field(True, description="Use BM25.")
+    neighbours: bool = Field(False, description="Add the chunks next to each hit.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+
+
+class RerankConfig(_Stage):
+    """Reranking of the retrieved chunks."""
+
+    enabled: bool = Field(True, description="Run the rerank stage.")
+    k: int = Field(8, ge=1, le=50, description="Passages handed to the answer stage.")
+    mode: Literal["listwise", "pointwise"] = Field("listwise", description="LLM reranking style.")
+    window: int = Field(10, ge=2, le=40, description="Passages per LLM call.")
+
+
+class AnswerConfig(_Stage):
+    """The cited answer."""
+
+    max_sentences: int = Field(4, ge=1, le=20, description="Offline: sentences quoted in an extractive answer.")
+    min_support: float = Field(0.35, ge=0, le=1, description="Offline: least similarity for a sentence to be quoted.")
+    max_tokens: int = Field(600, ge=50, description="LLM: longest answer.")
+
+
+class VerifyConfig(_Stage):
+    """The check of every cited sentence."""
+
+    enabled: bool = Field(True, description="Run the verify stage.")
+    supported: float = Field(0.6, ge=0, le=1, description="Support score at or above which a sentence is supported.")
+    partial: float = Field(0.4, ge=0, le=1, description="Support score at or above which a sentence is partial.")
+    retries: int = Field(1, ge=0, le=3, description="Times an unsupported answer goes back with feedback.")
+    llm_judge: bool = Field(True, description="With an LLM: one batched entailment call.")
+
+
+class Settings(BaseSettings):
+    """Every setting of Multigrain; environment variables MULTIGRAIN_<GROUP>__<FIELD> override defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="MULTIGRAIN_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(Path(".multigrain"), description="Folder for the index, conversations and caches.")
+    chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
+    chroma_port: int = Field(8000, description="Chroma server port.")
+    max_llm_calls: int = Field(24, ge=1, description="Hard budget of LLM calls per question.")
+    strict: bool = Field(False, description="Raise instead of degrading a stage that fails.")
+    index: IndexConfig = Field(default_factory=IndexConfig)  # type: ignore[arg-type]
+    llm: LLMConfig = Field(default_factory=LLMConfig)  # type: ignore[arg-type]
+    expand: ExpandConfig = Field(default_factory=ExpandConfig)  # type: ignore[arg-type]
+    route: RouteConfig = Field(default_factory=RouteConfig)  # type: ignore[arg-type]
+    retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)  # type: ignore[arg-type]
+    rerank: RerankConfig = Field(default_factory=RerankConfig)  # type: ignore[arg-type]
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)  # type: ignore[arg-type]
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _one_home(self) -> Settings:
+        """The index lives under the home folder and talks to the configured Chroma."""
+        self.index = self.index.model_copy(
+            update={"home": self.home, "chroma_host": self.chroma_host, "chroma_port": self.chroma_port}
+        )
+        return self
+
+    @property
+    def offline(self) -> bool:
+        """True when no LLM endpoint is configured."""
+        return not self.llm.enabled
+
+
+def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment (OPENAI_API_KEY and OPENAI_BASE_URL honoured), then ``overrides``."""
+    env = os.environ if environ is None else environ
+    llm: dict[str, Any] = {}
+    if env.get("OPENAI_API_KEY"):
+        llm["api_key"] = SecretStr(env["OPENAI_API_KEY"])
+    if env.get("OPENAI_BASE_URL"):
+        llm["base_url"] = env["OPENAI_BASE_URL"]
+    merged: dict[str, Any] = {}
+    if llm:
+        merged["llm"] = llm
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from exc

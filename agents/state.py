@@ -1,0 +1,129 @@
+"""The graph's state: plain JSON-ready dicts, so checkpoints and traces serialise without custom types."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal, TypedDict
+
+Verdict = Literal["supported", "partial", "unsupported"]
+
+
+class QueryVariant(TypedDict):
+    """One form of the question that searches run on."""
+
+    text: str
+    kind: Literal["original", "standalone", "rewrite", "keywords", "pseudo_doc", "feedback"]
+
+
+class RoutedDoc(TypedDict):
+    """A document the route stage scored."""
+
+    doc_id: str
+    title: str
+    score: float
+    kept: bool
+    signals: dict[str, float]
+
+
+class Passage(TypedDict):
+    """A chunk on its way to the answer, with its provenance."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    section: str
+    page: int | None
+    score: float
+
+
+class Citation(TypedDict):
+    """One [n] in the answer, checked against the passage it points at."""
+
+    number: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    page: int | None
+    section: str
+    start: int
+    end: int
+    quote: str
+    verdict: Verdict
+    support: float
+
+
+class AnswerSentence(TypedDict):
+    """A sentence of the answer with the passages it cites."""
+
+    text: str
+    citations: list[int]
+    verdict: Verdict | None
+    support: float
+
+
+class TraceEntry(TypedDict):
+    """What one step did: inputs, outputs, time, LLM use and any degradation."""
+
+    step: str
+    seconds: float
+    skipped: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    llm_calls: int
+    tokens: int
+    degraded: list[str]
+
+
+def add_trace(old: list[TraceEntry], new: list[TraceEntry]) -> list[TraceEntry]:
+    """Append a step's entries; the first step of a new question starts the trace afresh."""
+    if new and new[0]["step"] == FIRST_STEP:
+        return list(new)
+    return [*old, *new]
+
+
+FIRST_STEP = "expand"
+
+
+class AgentState(TypedDict, total=False):
+    """Everything a question's run reads and writes."""
+
+    question: str
+    history: Annotated[list[dict[str, str]], operator.add]
+    standalone: str
+    variants: list[QueryVariant]
+    routed: list[RoutedDoc]
+    route_confidence: float
+    widened: bool
+    retrieved: list[Passage]
+    retrieved_by_variant: dict[str, list[str]]
+    ranked: list[Passage]
+    answer_text: str
+    sentences: list[AnswerSentence]
+    citations: list[Citation]
+    attempts: int
+    feedback: str
+    insufficient: bool
+    trace: Annotated[list[TraceEntry], add_trace]
+    llm_calls: int
+
+
+PER_TURN_RESET: dict[str, Any] = {
+    "standalone": "",
+    "variants": [],
+    "routed": [],
+    "route_confidence": 0.0,
+    "widened": False,
+    "retrieved": [],
+    "retrieved_by_variant": {},
+    "ranked": [],
+    "answer_text": "",
+    "sentences": [],
+    "citations": [],
+    "attempts": 0,
+    "feedback": "",
+    "insufficient": False,
+    "llm_calls": 0,
+}

@@ -1,0 +1,1 @@
+"""Everything about documents and search; nothing about LLMs."""

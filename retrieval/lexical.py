@@ -1,0 +1,88 @@
+"""BM25 over chunks and over whole documents (bm25s), rebuilt from the store whenever the store changed.
+
+The store is the source of truth; this index is a cache on disk keyed by a fingerprint of the stored
+documents, so it can never drift from Chroma, even after a crash in the middle of an ingestion.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, stop-word-free, stemmed word tokens: the BM25 vocabulary."""
+    return bm25s.tokenize(  # type: ignore[no-any-return]
+        list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+
+
+@dataclass
+class LexicalIndex:
+    """One BM25 index over a list of texts, each with an id and the id of its document."""
+
+    ids: list[str]
+    doc_ids: list[str]
+    retriever: bm25s.BM25 | None
+
+    @classmethod
+    def build(cls, ids: list[str], doc_ids: list[str], texts: Sequence[str]) -> LexicalIndex:
+        """Index the texts; an empty list gives an index that finds nothing."""
+        if not texts:
+            return cls(ids=[], doc_ids=[], retriever=None)
+        retriever = bm25s.BM25()
+        retriever.index(tokenize(texts), show_progress=False)
+        return cls(ids=ids, doc_ids=doc_ids, retriever=retriever)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every indexed text for the query (zeros when no query term is known)."""
+        if self.retriever is None:
+            return np.zeros(0, dtype=np.float32)
+        vocab = self.retriever.vocab_dict
+        terms = [t for t in tokenize([query])[0] if t in vocab]
+        if not terms:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(terms), dtype=np.float32)
+
+    def search(self, query: str, k: int, *, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """The k best (id, score) pairs with a positive score, optionally only inside the given documents."""
+        scores = self.scores(query)
+        if scores.size == 0:
+            return []
+        if doc_ids is not None:
+            allowed = set(doc_ids)
+            mask = np.fromiter((d in allowed for d in self.doc_ids), dtype=bool, count=len(self.doc_ids))
+            scores = np.where(mask, scores, 0.0)
+        k = min(k, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def save(self, folder: Path) -> None:
+        """Write the index to ``folder`` (replacing what was there)."""
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        (folder / "ids.json").write_text(json.dumps({"ids": self.ids, "doc_ids": self.doc_ids}))
+        if self.retriever is not None:
+            self.retriever.save(str(folder / "bm25"), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """Read an index written by :meth:`save`."""
+        names = json.loads((folder / "ids.json").read_text())
+        retriever = None
+        if (folder / "bm25").exists():
+            retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+        return cls(ids=names["ids"], doc_ids=names["doc_ids"], retriever=retriever)

@@ -1,0 +1,458 @@
+"""Turn files on disk into Documents: plain text, Markdown, HTML, PDF, .docx and BEIR .jsonl corpora.
+
+Every loader computes its spans on the final text and never changes the text afterwards, so
+``document.text[span.start:span.end]`` is always the stretch the span names.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import io
+import json
+import os
+import re
+import stat
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import docx
+import pypdfium2 as pdfium
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import PreformattedString
+from docx.document import Document as DocxDocument
+from docx.opc.exceptions import PackageNotFoundError
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from lxml import etree  # python-docx's own XML parser; its syntax errors mean a corrupt .docx
+
+from retrieval.errors import LoaderError
+from retrieval.models import Document, Span
+
+_BYTES_PER_MB = 1024 * 1024
+_SNIFF_BYTES = 8192
+_TITLE_CHARS = 120
+_PARAGRAPH_BREAK = "\n\n"
+_LINE_BREAK = "\n"
+
+# A heading found in a text: (level, title, offset where its section starts).
+_Heading = tuple[int, str, int]
+
+
+def iter_files(
+    paths: Sequence[Path], *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> Iterator[Path]:
+    """Files under ``paths``, folders walked recursively without hidden entries, sorted and glob-filtered."""
+    for path in paths:
+        if not path.exists():
+            raise LoaderError(str(path), "no such file or folder")
+    seen: set[Path] = set()
+    for path in paths:
+        candidates = [(path, path.name)] if not path.is_dir() else _walk_folder(path)
+        for file, relative in candidates:
+            resolved = file.resolve()
+            if resolved not in seen and _wanted(relative, file.name, include=include, exclude=exclude):
+                seen.add(resolved)
+                yield file
+
+
+def _walk_folder(folder: Path) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    for root, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        for name in filenames:
+            if not name.startswith("."):
+                file = Path(root, name)
+                found.append((file, file.relative_to(folder).as_posix()))
+    return sorted(found, key=lambda item: item[1])
+
+
+def _wanted(relative: str, name: str, *, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    def matches(patterns: Sequence[str]) -> bool:
+        return any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+    return (not include or matches(include)) and not matches(exclude)
+
+
+def load_file(path: Path, *, doc_id: str, max_bytes: int) -> list[Document]:
+    """One file to its documents: many for a .jsonl corpus, one for every other format."""
+    suffix = path.suffix.lower()
+    loader = _LOADERS.get(suffix)
+    if loader is None:
+        kind = f"'{suffix}'" if suffix else "(no extension)"
+        supported = ", ".join(sorted(_LOADERS))
+        raise LoaderError(str(path), f"unsupported file type {kind} (supported: {supported})")
+    data = _read_bytes(path, max_bytes=max_bytes)
+    if not data.strip():
+        raise LoaderError(str(path), "empty file (no text)")
+    return loader(path, data, doc_id)
+
+
+def _read_bytes(path: Path, *, max_bytes: int) -> bytes:
+    try:
+        info = path.stat()
+    except FileNotFoundError as exc:
+        raise LoaderError(str(path), "no such file or folder") from exc
+    except OSError as exc:
+        raise LoaderError(str(path), f"cannot read file ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise LoaderError(str(path), "is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+        raise LoaderError(str(path), "not a regular file")
+    if info.st_size > max_bytes:
+        size, limit = info.st_size / _BYTES_PER_MB, max_bytes / _BYTES_PER_MB
+        reason = f"file is {size:.1f} MB, over the {limit:g} MB limit (raise max_file_mb)"
+        raise LoaderError(str(path), reason)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LoaderError(str(path), f"cannot read file ({exc.strerror or exc})") from exc
+
+
+def _is_utf16(data: bytes) -> bool:
+    return data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+
+
+def _reject_binary(path: Path, data: bytes) -> None:
+    if not _is_utf16(data) and b"\x00" in data[:_SNIFF_BYTES]:
+        raise LoaderError(str(path), "binary file, not text")
+
+
+def _decode_text(path: Path, data: bytes) -> str:
+    if _is_utf16(data):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            reason = f"not UTF-16 text (undecodable bytes at offset {exc.start})"
+            raise LoaderError(str(path), reason) from exc
+    _reject_binary(path, data)
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (undecodable bytes at offset {bom + exc.start})"
+        raise LoaderError(str(path), reason) from exc
+
+
+def _require_text(path: Path, text: str) -> str:
+    if not text.strip():
+        raise LoaderError(str(path), "empty file (no text)")
+    return text
+
+
+def _short_title(line: str) -> str:
+    return line.strip()[:_TITLE_CHARS].rstrip()
+
+
+def _heading_sections(headings: Sequence[_Heading], text_length: int) -> list[Span]:
+    """Spans from each heading to the next one, labelled with the path of enclosing headings."""
+    sections: list[Span] = []
+    open_headings: list[tuple[int, str]] = []
+    for index, (level, title, start) in enumerate(headings):
+        while open_headings and open_headings[-1][0] >= level:
+            open_headings.pop()
+        open_headings.append((level, title))
+        end = headings[index + 1][2] if index + 1 < len(headings) else text_length
+        sections.append(Span(start=start, end=end, label=tuple(name for _, name in open_headings)))
+    return sections
+
+
+def _heading_title(headings: Sequence[_Heading], *, top_level: int) -> str | None:
+    for level, title, _ in headings:
+        if level == top_level:
+            return title
+    return headings[0][1] if headings else None
+
+
+def _load_txt(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    text = _require_text(path, _decode_text(path, data))
+    first_line = next(line for line in text.splitlines() if line.strip())
+    return [Document(doc_id=doc_id, title=_short_title(first_line) or path.stem, text=text, source=str(path))]
+
+
+_ATX_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?$")
+_ATX_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)$")
+
+
+def _markdown_headings(text: str) -> list[_Heading]:
+    """ATX headings outside fenced code blocks, with the offset of each heading line."""
+    headings: list[_Heading] = []
+    fence: str | None = None
+    offset = 0
+    for raw_line in text.split("\n"):
+        line = raw_line.rstrip("\r")
+        line_start, offset = offset, offset + len(raw_line) + 1
+        fence_match = _FENCE.match(line)
+        if fence is not None:
+            if fence_match and fence_match[1][0] == fence[0] and len(fence_match[1]) >= len(fence) \
+                    and not fence_match[2].strip():
+                fence = None
+            continue
+        if fence_match and not (fence_match[1][0] == "`" and "`" in fence_match[2]):
+            fence = fence_match[1]
+            continue
+        heading = _ATX_HEADING.match(line)
+        title = _ATX_CLOSING.sub("", heading[2] or "").strip() if heading else ""
+        if heading and title:
+            headings.append((len(heading[1]), title, line_start))
+    return headings
+
+
+def _load_markdown(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    text = _require_text(path, _decode_text(path, data))
+    headings = _markdown_headings(text)
+    title = _heading_title(headings, top_level=1) or path.stem
+    return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
+                     sections=_heading_sections(headings, len(text)))]
+
+
+_HTML_DROPPED = frozenset(
+    {"script", "style", "nav", "header", "footer", "noscript", "head", "template", "svg", "iframe", "object"}
+)
+_HTML_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "div", "dl",
+    "dt", "fieldset", "figcaption", "figure", "form", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "html", "li",
+    "legend", "main", "ol", "p", "pre", "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
+})
+_HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _is_hidden(tag: Tag) -> bool:
+    style = str(tag.get("style") or "").replace(" ", "").lower()
+    return (
+        tag.name in _HTML_DROPPED
+        or tag.has_attr("hidden")
+        or str(tag.get("aria-hidden", "")).lower() == "true"
+        or "display:none" in style
+    )
+
+
+def _visible_strings(tag: Tag) -> Iterator[str]:
+    for string in tag.find_all(string=True):
+        if not isinstance(string, PreformattedString) and not any(_is_hidden(p) for p in string.parents):
+            yield str(string)
+
+
+class _HtmlText:
+    """Visible text of an HTML tree as blocks separated by blank lines, and the headings among them."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.headings: list[_Heading] = []
+        self._inline: list[str] = []
+
+    def add_block(self, block: str) -> int:
+        """Append a finished block (an empty one is dropped); returns the offset where it starts."""
+        if self.text and block:
+            self.text += _PARAGRAPH_BREAK
+        start = len(self.text)
+        self.text += block
+        return start
+
+    def flush(self) -> None:
+        """End the current run of inline text as one block, whitespace folded line by line."""
+        lines = (_fold(line) for line in "".join(self._inline).split(_LINE_BREAK))
+        self.add_block("\n".join(line for line in lines if line))
+        self._inline.clear()
+
+    def walk(self, root: Tag) -> None:
+        """Collect the text under ``root`` without recursion, so deep nesting cannot overflow the stack."""
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            node, closing = stack.pop()
+            if closing:
+                self.flush()
+            elif isinstance(node, NavigableString):
+                if not isinstance(node, PreformattedString):
+                    self._inline.append(_WHITESPACE.sub(" ", str(node)))
+            elif isinstance(node, Tag) and not _is_hidden(node):
+                self._open(node, stack)
+        self.flush()
+
+    def _open(self, tag: Tag, stack: list[tuple[Any, bool]]) -> None:
+        if tag.name == "br":
+            self._inline.append(_LINE_BREAK)
+        elif tag.name in ("td", "th"):
+            self._inline.append(" ")
+        if tag.name in _HTML_HEADINGS or tag.name == "pre":
+            self.flush()
+            self._leaf_block(tag)
+            return
+        if tag.name in _HTML_BLOCKS:
+            self.flush()
+            stack.append((tag, True))
+        stack.extend((child, False) for child in reversed(tag.contents))
+
+    def _leaf_block(self, tag: Tag) -> None:
+        if tag.name == "pre":
+            self.add_block(tag.get_text().strip("\n").rstrip())
+            return
+        title = _fold(" ".join(_visible_strings(tag)))
+        if title:
+            self.headings.append((_HTML_HEADINGS[str(tag.name)], title, self.add_block(title)))
+
+
+def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    _reject_binary(path, data)  # bytes go to BeautifulSoup as they are, so it can honour a <meta charset>
+    soup = BeautifulSoup(data, "html.parser")
+    extracted = _HtmlText()
+    extracted.walk(soup.body or soup)
+    text = _require_text(path, extracted.text)
+    title = _fold(soup.title.get_text()) if soup.title else ""
+    title = title or _heading_title(extracted.headings, top_level=1) or path.stem
+    return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
+                     sections=_heading_sections(extracted.headings, len(text)))]
+
+
+def _open_pdf(path: Path, data: bytes) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
+            raise LoaderError(str(path), "encrypted PDF (password required)") from exc
+        raise LoaderError(str(path), f"corrupt or unreadable PDF ({str(exc).rstrip('.')})") from exc
+
+
+def _pdf_page_texts(path: Path, pdf: pdfium.PdfDocument) -> list[str]:
+    texts: list[str] = []
+    try:
+        for index in range(len(pdf)):
+            page = pdf[index]
+            textpage = page.get_textpage()
+            texts.append(textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n"))
+            textpage.close()
+            page.close()
+    except pdfium.PdfiumError as exc:
+        raise LoaderError(str(path), f"corrupt or unreadable PDF ({str(exc).rstrip('.')})") from exc
+    return texts
+
+
+def _load_pdf(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    pdf = _open_pdf(path, data)
+    try:
+        page_texts = _pdf_page_texts(path, pdf)
+        metadata_title = _fold(pdf.get_metadata_dict(skip_empty=True).get("Title", ""))
+    finally:
+        pdf.close()
+    if not any(page.strip() for page in page_texts):
+        raise LoaderError(str(path), "PDF has no extractable text (scanned images? OCR is not supported)")
+    pages: list[Span] = []
+    offset = 0
+    for number, page_text in enumerate(page_texts, start=1):
+        pages.append(Span(start=offset, end=offset + len(page_text), label=(f"Page {number}",), page=number))
+        offset += len(page_text) + len(_PARAGRAPH_BREAK)
+    text = _PARAGRAPH_BREAK.join(page_texts)
+    return [Document(doc_id=doc_id, title=_short_title(metadata_title) or path.stem, text=text,
+                     source=str(path), sections=list(pages), pages=pages)]
+
+
+_DOCX_HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
+
+
+def _docx_heading_level(paragraph: Paragraph) -> int | None:
+    """0 for the Title style, N for "Heading N", None for body text."""
+    name = (paragraph.style.name if paragraph.style is not None else None) or ""
+    if name.lower() == "title":
+        return 0
+    match = _DOCX_HEADING_STYLE.match(name.strip())
+    return int(match[1]) if match else None
+
+
+def _docx_table_rows(table: Table) -> Iterator[str]:
+    for row in table.rows:
+        cells = list(dict.fromkeys(row.cells))  # a merged cell repeats once per grid column it spans
+        line = " | ".join(_fold(cell.text) for cell in cells if cell.text.strip())
+        if line:
+            yield line
+
+
+def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, int | None]]:
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            yield item.text.strip(), _docx_heading_level(item)
+        else:
+            yield from ((row, None) for row in _docx_table_rows(item))
+
+
+def _load_docx(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks = [(block, level) for block, level in _docx_blocks(document) if block]
+        core_title = (document.core_properties.title or "").strip()
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, etree.XMLSyntaxError) as exc:
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
+        raise LoaderError(str(path), f"corrupt .docx ({detail})") from exc
+    headings: list[_Heading] = []
+    offset = 0
+    for block, level in blocks:
+        if level is not None:
+            headings.append((level, block, offset))
+        offset += len(block) + len(_PARAGRAPH_BREAK)
+    text = _require_text(path, _PARAGRAPH_BREAK.join(block for block, _ in blocks))
+    title = _short_title(core_title or _heading_title(headings, top_level=0) or "") or path.stem
+    return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
+                     sections=_heading_sections(headings, len(text)))]
+
+
+def _corpus_document(path: Path, line: str, number: int) -> Document:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        reason = f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})"
+        raise LoaderError(str(path), reason) from exc
+    if not isinstance(record, dict):
+        raise LoaderError(str(path), f"line {number}: expected a JSON object, got {type(record).__name__}")
+    if "_id" not in record:
+        raise LoaderError(str(path), f"line {number}: missing '_id'")
+    if "text" not in record:
+        raise LoaderError(str(path), f"line {number}: missing 'text'")
+    doc_id, title, text = record["_id"], record.get("title") or "", record["text"]
+    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or not str(doc_id).strip():
+        raise LoaderError(str(path), f"line {number}: '_id' must be a non-empty string")
+    if not isinstance(title, str) or not isinstance(text, str):
+        raise LoaderError(str(path), f"line {number}: 'title' and 'text' must be strings")
+    return Document(doc_id=str(doc_id), title=title.strip() or str(doc_id), text=text, source=str(path),
+                    metadata={"corpus": str(path)})
+
+
+def _load_jsonl(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    documents: list[Document] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(_decode_text(path, data).split("\n"), start=1):
+        if not line.strip():
+            continue
+        document = _corpus_document(path, line, number)
+        if document.doc_id in first_line:
+            first = first_line[document.doc_id]
+            reason = f"line {number}: duplicate '_id' {document.doc_id!r} (first on line {first})"
+            raise LoaderError(str(path), reason)
+        first_line[document.doc_id] = number
+        documents.append(document)
+    if not documents:
+        raise LoaderError(str(path), "empty file (no text)")
+    return documents
+
+
+_LOADERS: Mapping[str, Callable[[Path, bytes, str], list[Document]]] = MappingProxyType({
+    ".txt": _load_txt,
+    ".md": _load_markdown,
+    ".markdown": _load_markdown,
+    ".html": _load_html,
+    ".htm": _load_html,
+    ".pdf": _load_pdf,
+    ".docx": _load_docx,
+    ".jsonl": _load_jsonl,
+})
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)

@@ -14,7 +14,7 @@ from agents.context import CallBudget, RunContext
 from agents.graph import build_graph
 from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings, load_settings
-from agents.state import AgentState, AnswerSentence, Citation, TraceEntry
+from agents.state import AgentState, AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
 from retrieval.index import Index
 
 OFFLINE_NOTICE = (
@@ -37,6 +37,13 @@ class Answer:
     mode: str
     insufficient: bool = False
     notices: list[str] = field(default_factory=list)
+    variants: list[QueryVariant] = field(default_factory=list)
+    routed: list[RoutedDoc] = field(default_factory=list)
+    route_confidence: float = 0.0
+    widened: bool = False
+    retrieved: list[Passage] = field(default_factory=list)
+    retrieved_by_variant: dict[str, list[str]] = field(default_factory=dict)
+    passages: list[Passage] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as JSON-ready data."""
@@ -147,6 +154,13 @@ class Agent:
             mode=self.mode,
             insufficient=bool(state.get("insufficient", False)),
             notices=notices,
+            variants=state.get("variants", []),
+            routed=state.get("routed", []),
+            route_confidence=float(state.get("route_confidence", 0.0)),
+            widened=bool(state.get("widened", False)),
+            retrieved=state.get("retrieved", []),
+            retrieved_by_variant=state.get("retrieved_by_variant", {}),
+            passages=state.get("ranked", []),
         )
 
     def threads(self) -> list[str]:

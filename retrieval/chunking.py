@@ -23,7 +23,7 @@ _CJK_TERMINATORS = "。！？"
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’»)\]}]*(?=\s)|[。！？]+[\"'”’」』)\]]*")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•][ \t]|\d{1,3}[.)][ \t])", re.MULTILINE)
-_HEADING_LINE = re.compile(r"^[ \t]*#[^\n]*$", re.MULTILINE)
+_HEADING_LINE = re.compile(r"^[ \t]*#{1,6}(?:[ \t][^\n]*)?$", re.MULTILINE)
 _NON_SPACE = re.compile(r"\S")
 _DOTTED_ABBREVIATION = re.compile(r"(?:[A-Za-z]{1,2}\.)+[A-Za-z]{1,2}")
 _ABBREVIATIONS = frozenset(
@@ -177,7 +177,7 @@ def _cut_section(
 ) -> tuple[list[_Offsets], list[_Offsets]]:
     """Sentence spans and chunk spans of one section."""
     sentence_spans = split_sentences(text, start, end)
-    if _fits_one_chunk(text[start:end], config.chunk_tokens):
+    if _fits_one_chunk(text, (start, end), config.chunk_tokens):
         return sentence_spans, [(start, end)]
     sentences: list[_Offsets] = []
     chunks: list[_Offsets] = []
@@ -197,11 +197,12 @@ def _cut_section(
     return sentences, chunks
 
 
-def _fits_one_chunk(section: str, size: int) -> bool:
+def _fits_one_chunk(text: str, section: _Offsets, size: int) -> bool:
     # Most sections of short-paragraph corpora fit whole: one encode replaces one per sentence plus packing.
     # Text averages well under _MAX_CHARS_PER_TOKEN characters a token, so a longer section almost never
     # fits and encoding it whole would be wasted work.
-    return len(section) <= _MAX_CHARS_PER_TOKEN * size and count_tokens(section) <= size
+    start, end = section
+    return end - start <= _MAX_CHARS_PER_TOKEN * size and count_tokens(text[start:end]) <= size
 
 
 def _cut_long_sentence(

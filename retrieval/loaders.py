@@ -248,16 +248,24 @@ class _HtmlText:
     """Visible text of an HTML tree as blocks separated by blank lines, and the headings among them."""
 
     def __init__(self) -> None:
-        self.text = ""
         self.headings: list[_Heading] = []
+        self._blocks: list[str] = []
+        self._length = 0
         self._inline: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The blocks so far, joined by blank lines."""
+        return _PARAGRAPH_BREAK.join(self._blocks)
 
     def add_block(self, block: str) -> int:
         """Append a finished block (an empty one is dropped); returns the offset where it starts."""
-        if self.text and block:
-            self.text += _PARAGRAPH_BREAK
-        start = len(self.text)
-        self.text += block
+        if self._blocks and block:
+            self._length += len(_PARAGRAPH_BREAK)
+        start = self._length
+        if block:
+            self._blocks.append(block)
+            self._length += len(block)
         return start
 
     def flush(self) -> None:
@@ -305,7 +313,7 @@ class _HtmlText:
 
 def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
     _reject_binary(path, data)  # bytes go to BeautifulSoup as they are, so it can honour a <meta charset>
-    soup = BeautifulSoup(data, "html.parser")
+    soup = BeautifulSoup(data, "lxml")
     extracted = _HtmlText()
     extracted.walk(soup.body or soup)
     text = _require_text(path, extracted.text)

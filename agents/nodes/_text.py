@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
+import Stemmer
 
 from agents.state import AnswerSentence, Passage
 from retrieval.chunking import split_sentences
@@ -13,9 +15,8 @@ from retrieval.index import ChunkHit, Index, SentenceVector
 from retrieval.textutil import content_words
 
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_MARKER_RUN = re.compile(r"(?P<space>[ \t]*)(?P<markers>(?:\[\d+(?:\s*,\s*\d+)*\])+)")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+")
-_SPACE_BEFORE_MARK = re.compile(r"[ \t]+(?=[.,;:!?]|$)", re.MULTILINE)
-_DOUBLE_SPACE = re.compile(r"(?<=\S)[ \t]{2,}")
 _TRAILING = " \t\n.!?;:,\"'”’)"
 
 
@@ -27,25 +28,28 @@ def citation_numbers(text: str) -> list[int]:
 
 def strip_citations(text: str) -> str:
     """``text`` without its [n] markers."""
-    return _tidy(CITATION.sub("", text))
+    return _MARKER_RUN.sub("", text).strip()
 
 
 def drop_citations(text: str, *, keep: Callable[[int], bool]) -> str:
     """``text`` with every cited number that ``keep`` rejects removed, and emptied markers deleted."""
 
-    def rewrite(match: re.Match[str]) -> str:
-        numbers = [n for n in (int(x) for x in match.group(1).split(",")) if keep(n)]
-        return f"[{', '.join(map(str, numbers))}]" if numbers else ""
+    def rewrite_marker(numbers: str) -> str:
+        cited = [int(n) for n in numbers.split(",")]
+        kept = [n for n in cited if keep(n)]
+        if kept == cited:
+            return f"[{numbers}]"
+        return f"[{', '.join(map(str, kept))}]" if kept else ""
 
-    return _tidy(CITATION.sub(rewrite, text))
+    def rewrite_run(run: re.Match[str]) -> str:
+        markers = "".join(rewrite_marker(m.group(1)) for m in CITATION.finditer(run.group("markers")))
+        return f"{run.group('space')}{markers}" if markers else ""
 
-
-def _tidy(text: str) -> str:
-    return _DOUBLE_SPACE.sub(" ", _SPACE_BEFORE_MARK.sub("", text)).strip()
+    return _MARKER_RUN.sub(rewrite_run, text).strip()
 
 
 def split_answer(text: str) -> list[AnswerSentence]:
-    """An answer's sentences, each with its cited numbers; markers after a full stop stay with that sentence."""
+    """An answer's sentences with their cited numbers; markers after a full stop stay with that sentence."""
     pieces: list[str] = []
     for start, end in split_sentences(text):
         piece = text[start:end]
@@ -58,16 +62,40 @@ def split_answer(text: str) -> list[AnswerSentence]:
     return [AnswerSentence(text=p, citations=citation_numbers(p), verdict=None, support=0.0) for p in pieces]
 
 
+def format_source(number: int, passage: Passage) -> str:
+    """One passage as a numbered source for a prompt: ``[n] (title, p. X)`` then its text."""
+    where = passage["title"] or passage["doc_id"]
+    if passage["page"] is not None:
+        where = f"{where}, p. {passage['page']}"
+    return f"[{number}] ({where})\n{passage['text']}"
+
+
+def contains_phrase(text: str, phrase: str) -> bool:
+    """Whether ``phrase`` occurs in ``text`` as whole words, ignoring case, spacing and outer punctuation."""
+    wanted = normalised(phrase)
+    return bool(wanted) and re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", normalised(text)) is not None
+
+
 def normalised(text: str) -> str:
     """Lower-case text with runs of white space made single and outer punctuation removed."""
     return " ".join(text.lower().split()).strip(_TRAILING)
 
 
-def word_share(words: set[str], text: str) -> float:
-    """The share of ``words`` that occur among the content words of ``text`` (0 when ``words`` is empty)."""
-    if not words:
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def key_terms(text: str) -> set[str]:
+    """The stems of the content words of ``text``, so 'deciphered' meets 'decipherment'."""
+    return set(_stemmer().stemWords(content_words(text)))
+
+
+def term_share(terms: set[str], text: str) -> float:
+    """The share of ``terms`` (from :func:`key_terms`) found in ``text``; 0 when ``terms`` is empty."""
+    if not terms:
         return 0.0
-    return len(words & set(content_words(text))) / len(words)
+    return len(terms & key_terms(text)) / len(terms)
 
 
 def evidence_units(passages: Sequence[Passage], index: Index) -> dict[str, list[SentenceVector]]:

@@ -1,0 +1,411 @@
+"""The ``multigrain`` command: ingest documents, list and remove them, ask questions, run evaluations."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec
+
+import typer
+from pydantic import BaseModel
+
+from agents.errors import MultigrainError, RetrievalError
+from agents.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from agents.agent import Agent, Answer
+    from agents.state import Citation, TraceEntry
+    from retrieval.index import Index, IngestReport
+
+DEMO_QUESTIONS = (
+    "At what temperature does the JWST's MIRI instrument operate?",
+    "How much does the Rosetta Stone weigh?",
+    "When did Vanguard launch the First Index Investment Trust?",
+)
+STAGES = ("expand", "route", "rerank", "verify")
+VERDICT_COLOURS = {"supported": "green", "partial": "yellow", "unsupported": "red"}
+MAX_QUOTE_CHARS = 200
+MAX_KEYWORDS = 5
+DEFAULT_SIZES = "1000,10000,100000"
+ABLATE_HELP = f"Also run with each of these stages off, comma-separated: {','.join(STAGES)}."
+
+P = ParamSpec("P")
+
+
+app = typer.Typer(
+    help="Question answering over your own documents, with checked citations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Measure ingestion and query speed.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+def setting_help(path: str, *, prefix: str = "") -> str:
+    """The description of the setting at a dotted ``path`` (as in ``retrieve.k``), for a flag's help."""
+    model: type[BaseModel] = Settings
+    *groups, name = path.split(".")
+    for group in groups:
+        annotation = model.model_fields[group].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel), path
+        model = annotation
+    description = model.model_fields[name].description or ""
+    return f"{prefix}{description} [{path}]"
+
+
+def settings_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """Nested settings overrides from dotted paths; None means the flag was not given."""
+    nested: dict[str, Any] = {}
+    for path, value in values.items():
+        if value is None:
+            continue
+        *groups, name = path.split(".")
+        target = nested
+        for group in groups:
+            target = target.setdefault(group, {})
+        target[name] = value
+    return nested
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+def _reports_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn a ``MultigrainError`` into a red line on stderr and exit code 1; others keep their traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except MultigrainError as exc:
+            _fail(str(exc))
+
+    return run
+
+
+def _open_index(settings: Settings) -> Index:
+    from retrieval.index import Index
+
+    return Index(settings.index)
+
+
+def _open_agent(settings: Settings) -> Agent:
+    from agents.agent import Agent
+
+    return Agent(settings)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _comma_list(text: str | None, *, cast: Callable[[str], Any] = str) -> list[Any]:
+    return [cast(part.strip()) for part in (text or "").split(",") if part.strip()]
+
+
+# ----- ingest ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress_bar(*, unit: str) -> Iterator[Any]:
+    """A callback ``(done, total, path)`` drawing a tqdm bar on stderr, closed on exit."""
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def update(done: int, total: int, path: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True))
+        bar = bars[0]
+        bar.set_postfix_str(Path(path).name, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _say_on_stderr(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _ingest(index: Index, paths: Sequence[Path], **options: Any) -> IngestReport:
+    """Ingest with a progress bar and lock-wait messages on stderr."""
+    with _progress_bar(unit="file") as progress:
+        return index.ingest(paths, progress=progress, on_wait=_say_on_stderr, **options)
+
+
+def _print_report(report: IngestReport, *, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    typer.echo(
+        f"added: {len(report.added)}  unchanged: {len(report.unchanged)}  replaced: {len(report.replaced)}  "
+        f"failed: {len(report.failed)}  ({report.chunks} chunks in {report.seconds:.1f}s)"
+    )
+    for path, reason in report.failed:
+        typer.secho(f"  failed {path}: {reason}", fg="red")
+
+
+@app.command()
+@_reports_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to add (folders are walked).")],
+    include: Annotated[list[str] | None, typer.Option(help="Only files matching this glob.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Skip files matching this glob.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Add new files, replace changed ones, skip unchanged ones; exit code 1 if any file failed."""
+    settings = load_settings()
+    base = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
+    report = _ingest(_open_index(settings), paths, include=include or (), exclude=exclude or (), base=base)
+    _print_report(report, as_json=as_json)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_reports_errors
+def demo() -> None:
+    """Ingest the bundled demo corpus and show questions to try."""
+    settings = load_settings()
+    with as_file(files("retrieval") / "data" / "demo") as folder:
+        report = _ingest(_open_index(settings), [folder], base=folder)
+    _print_report(report, as_json=False)
+    typer.echo("\nTry:")
+    for question in DEMO_QUESTIONS:
+        typer.echo(f'  multigrain ask "{question}"')
+    typer.echo("\nOr open the web UI:  streamlit run app.py")
+
+
+# ----- the index -----------------------------------------------------------------------------------
+
+
+def _table(rows: Sequence[Sequence[Any]], *, headers: Sequence[str] | None = None) -> str:
+    cells = [[str(c) for c in row] for row in ([headers] if headers else []) + list(rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
+    return "\n".join(lines)
+
+
+@app.command()
+@_reports_errors
+def docs(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+    """List the documents in the index."""
+    profiles = _open_index(load_settings()).documents()
+    if as_json:
+        _print_json([asdict(p) for p in profiles])
+    elif not profiles:
+        typer.echo("The index is empty; add documents with `multigrain ingest PATH` or `multigrain demo`.")
+    else:
+        rows = [
+            (p.doc_id, p.title, p.chunks, p.pages, ", ".join(p.keywords[:MAX_KEYWORDS]))
+                for p in profiles]
+        typer.echo(_table(rows, headers=("doc_id", "title", "chunks", "pages", "keywords")))
+
+
+@app.command()
+@_reports_errors
+def remove(doc_id: Annotated[str, typer.Argument(help="The id `multigrain docs` shows.")]) -> None:
+    """Delete a document from the index."""
+    if not _open_index(load_settings()).remove(doc_id):
+        raise RetrievalError(f"no document {doc_id!r} in the index (see `multigrain docs`)")
+    typer.echo(f"removed {doc_id}")
+
+
+@app.command()
+@_reports_errors
+def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Counts of documents, chunks and sentences, and where the index lives."""
+    counts = _open_index(load_settings()).stats()
+    if as_json:
+        _print_json(counts)
+    else:
+        typer.echo(_table(list(counts.items())))
+
+
+# ----- ask -----------------------------------------------------------------------------------------
+
+
+def step_line(entry: TraceEntry) -> str:
+    """One line about a finished step, e.g. ``✓ route  0.12s  kept 5 · confidence 0.8``."""
+    if entry["skipped"]:
+        return f"– {entry['step']}  skipped"
+    facts = []
+    for key, value in entry["outputs"].items():
+        if isinstance(value, list):
+            facts.append(f"{key} {len(value)}")
+        elif isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 40):
+            facts.append(f"{key} {value}")
+    if entry["llm_calls"]:
+        facts.append(f"{entry['llm_calls']} LLM call{'s' if entry['llm_calls'] > 1 else ''}")
+    mark = "!" if entry["degraded"] else "✓"
+    line = f"{mark} {entry['step']}  {entry['seconds']:.2f}s  {' · '.join(facts)}".rstrip()
+    return "\n".join([line, *(f"    degraded: {why}" for why in entry["degraded"])])
+
+
+def citation_line(citation: Citation) -> str:
+    """``[n] title (p. X) — verdict — "quote"``."""
+    page = f" (p. {citation['page']})" if citation["page"] is not None else ""
+    quote = citation["quote"]
+    if len(quote) > MAX_QUOTE_CHARS:
+        quote = quote[: MAX_QUOTE_CHARS - 1].rstrip() + "…"
+    verdict = typer.style(citation["verdict"], fg=VERDICT_COLOURS.get(citation["verdict"]))
+    return f"[{citation['number']}] {citation['title']}{page} — {verdict} — \"{quote}\""
+
+
+def _stream_answer(agent: Agent, question: str, thread: str | None) -> Answer:
+    """Steps to stderr and the answer's tokens to stdout as they come; the final ``Answer``."""
+    from agents.agent import Answer, StepEvent, TokenEvent
+
+    answer: Answer | None = None
+    streamed: list[str] = []
+    attempt_over = False
+    for event in agent.stream(question, thread_id=thread):
+        if isinstance(event, StepEvent):
+            if event.step == "answer" and streamed:
+                typer.echo()
+                attempt_over = True
+            typer.secho(step_line(event.entry), err=True, dim=True)
+        elif isinstance(event, TokenEvent):
+            if attempt_over:
+                typer.secho("↻ rewriting the answer with the verify stage's feedback", err=True, dim=True)
+                streamed, attempt_over = [], False
+            typer.echo(event.text, nl=False)
+            streamed.append(event.text)
+        elif isinstance(event, Answer):
+            answer = event
+    assert answer is not None, "Agent.stream ends with the Answer"
+    if "".join(streamed).strip() != answer.text.strip():
+        typer.secho("\nFinal answer:", bold=True)
+        typer.echo(answer.text)
+    return answer
+
+
+def _print_sources(answer: Answer) -> None:
+    typer.secho("\nSources", bold=True)
+    for citation in answer.citations:
+        typer.echo(citation_line(citation))
+    if not answer.citations:
+        typer.echo("(none)")
+    for notice in answer.notices:
+        typer.secho(f"note: {notice}", fg="yellow")
+    typer.echo(f"thread: {answer.thread_id}  (follow up with --thread {answer.thread_id})")
+
+
+def _stage_switch(stage: str) -> Any:
+    """The ``--no-<stage>`` flag."""
+    return typer.Option(f"--no-{stage}", help=setting_help(f"{stage}.enabled", prefix="Turn off: "))
+
+
+@app.command()
+@_reports_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the answer as JSON.")] = False,
+    thread: Annotated[str | None, typer.Option(help="Continue the conversation with this id.")] = None,
+    no_expand: Annotated[bool, _stage_switch("expand")] = False,
+    no_route: Annotated[bool, _stage_switch("route")] = False,
+    no_rerank: Annotated[bool, _stage_switch("rerank")] = False,
+    no_verify: Annotated[bool, _stage_switch("verify")] = False,
+    k: Annotated[int | None, typer.Option("--k", help=setting_help("retrieve.k"))] = None,
+    rerank_k: Annotated[int | None, typer.Option(help=setting_help("rerank.k"))] = None,
+    route_min: Annotated[int | None, typer.Option(help=setting_help("route.min_docs"))] = None,
+    route_max: Annotated[int | None, typer.Option(help=setting_help("route.max_docs"))] = None,
+    rewrites: Annotated[int | None, typer.Option(help=setting_help("expand.rewrites"))] = None,
+    model: Annotated[str | None, typer.Option(help=setting_help("llm.model"))] = None,
+    base_url: Annotated[str | None, typer.Option(help=setting_help("llm.base_url"))] = None,
+    show_trace: Annotated[bool, typer.Option(help="Print every step's trace as JSON on stderr.")] = False,
+) -> None:
+    """Answer a question from the indexed documents, with checked citations."""
+    switches = {"expand": no_expand, "route": no_route, "rerank": no_rerank, "verify": no_verify}
+    overrides = settings_overrides(
+        {f"{stage}.enabled": False if off else None for stage, off in switches.items()}
+        | {"retrieve.k": k, "rerank.k": rerank_k, "route.min_docs": route_min, "route.max_docs": route_max}
+        | {"expand.rewrites": rewrites, "llm.model": model, "llm.base_url": base_url}
+    )
+    agent = _open_agent(load_settings(overrides))
+    if as_json:
+        answer = agent.ask(question, thread_id=thread)
+        typer.echo(answer.to_json())
+    else:
+        answer = _stream_answer(agent, question, thread)
+        _print_sources(answer)
+    if show_trace:
+        typer.echo(json.dumps(answer.trace, indent=2, ensure_ascii=False), err=True)
+
+
+# ----- evaluation and benchmarks -------------------------------------------------------------------
+
+
+def _stages(text: str | None) -> list[str]:
+    stages = _comma_list(text)
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise typer.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    return stages
+
+
+@app.command("eval")
+@_reports_errors
+def evaluate(
+    dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder (corpus, queries, qrels).")],
+    out: Annotated[Path | None, typer.Option(help="Where results go; default <home>/eval/<dataset>.")] = None,
+    ablate: Annotated[str | None, typer.Option(help=ABLATE_HELP)] = None,
+    max_queries: Annotated[int | None, typer.Option(help="Evaluate only the first N queries.")] = None,
+    model: Annotated[str | None, typer.Option(help=setting_help("llm.model"))] = None,
+    base_url: Annotated[str | None, typer.Option(help=setting_help("llm.base_url"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Score retrieval and answers on a dataset, with optional ablations; writes results files."""
+    from agents.eval.runner import run_eval
+
+    stages = _stages(ablate)
+    settings = load_settings(settings_overrides({"llm.model": model, "llm.base_url": base_url}))
+    out_dir = out or settings.home / "eval" / dataset_dir.name
+    results = run_eval(
+        dataset_dir, settings=settings, out_dir=out_dir, ablate=stages, max_queries=max_queries, progress=True
+    )
+    if as_json:
+        _print_json(results)
+    else:
+        typer.echo((out_dir / "results.md").read_text(encoding="utf-8"))
+
+
+@bench_app.command("ingest")
+@_reports_errors
+def bench_ingest(
+    dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder whose corpus is ingested.")],
+    max_docs: Annotated[int | None, typer.Option(help="Ingest only the first N documents.")] = None,
+) -> None:
+    """Time ingestion of a dataset's corpus."""
+    from agents.eval.bench import run_ingest_bench
+
+    run_ingest_bench(dataset_dir, settings=load_settings(), max_docs=max_docs)
+
+
+@bench_app.command("query")
+@_reports_errors
+def bench_query(
+    sizes: Annotated[str, typer.Option(help="Corpus sizes in chunks, comma-separated.")] = DEFAULT_SIZES,
+    queries: Annotated[int, typer.Option(help="Queries timed at each size.")] = 20,
+) -> None:
+    """Time searches on synthetic indexes of growing size."""
+    from agents.eval.bench import run_query_bench
+
+    run_query_bench(settings=load_settings(), sizes=_comma_list(sizes, cast=int), queries=queries)
+
+
+def main() -> None:
+    """The ``multigrain`` console script."""
+    app()

@@ -1,0 +1,361 @@
+"""``multigrain eval``: run the agent, its ablations and the baselines over a dataset, and score them.
+
+The dataset is ingested into its own index under ``<home>/eval/<dataset name>``, which later runs reuse
+(unchanged documents are skipped by content hash). Every system answers the same sampled queries over the
+same chunks; the scores are the metrics of ``/work/shared/datasets/FORMAT.md``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+from pydantic import BaseModel, SecretStr
+from tqdm import tqdm
+
+from agents.agent import Agent, Answer
+from agents.errors import ConfigError, MultigrainError
+from agents.eval.baselines import run_baselines
+from agents.eval.datasets import Dataset, Query, load_dataset, sample_queries
+from agents.eval.metrics import (
+    Passage,
+    answer_contains,
+    citation_evidence_recall,
+    citation_precision,
+    doc_metrics,
+    fact_recall,
+    mean_defined,
+    passage_metrics,
+    percentile,
+)
+from agents.eval.report import write_results
+from agents.settings import Settings
+from retrieval.errors import DatasetError
+from retrieval.index import Index, IngestReport
+from retrieval.loaders import load_file
+
+MULTIGRAIN = "multigrain"
+ABLATABLE_STAGES = ("expand", "route", "rerank", "verify")
+VERDICTS = ("supported", "partial", "unsupported")
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """What the agent returned for one query, reduced to what the metrics read."""
+
+    query_id: str
+    answer_text: str
+    routed: list[str]
+    retrieved: list[Passage]
+    passages: list[Passage]
+    cited: list[Passage]
+    verdicts: list[str | None]
+    seconds: float
+    stage_seconds: dict[str, float]
+    llm_calls: int
+    tokens: int
+    error: str | None = None
+
+
+def run_eval(
+    dataset_dir: Path,
+    *,
+    settings: Settings,
+    out_dir: Path,
+    ablate: Sequence[str] = (),
+    max_queries: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score Multigrain, one ablation per stage in ``ablate``, and the baselines; write the reports to out_dir."""
+    started = time.perf_counter()
+    _check_ablations(ablate)
+    dataset = load_dataset(dataset_dir)
+    queries = sample_queries(dataset, max_queries)
+    if not queries:
+        raise DatasetError(f"{dataset.root}: no queries to evaluate (queries.jsonl is empty or max_queries is 0)")
+    run_settings = eval_settings(settings, dataset.name)
+    index = Index(run_settings.index)
+    ingest = ingest_dataset(dataset, index, progress=progress)
+    systems: dict[str, dict[str, Any]] = {}
+    failures: dict[str, list[str]] = {}
+    variants = {MULTIGRAIN: run_settings, **{f"{MULTIGRAIN}-no-{stage}": without(run_settings, stage) for stage in ablate}}
+    baselines = run_baselines(index, queries)  # first: it also loads the embedder and BM25 once, before any threads
+    for name, variant in variants.items():
+        outcomes = ask_all(variant, index, queries, label=name, progress=progress)
+        systems[name] = agent_metrics(outcomes, queries, route_enabled=variant.route.enabled)
+        failures[name] = [f"{o.query_id}: {o.error}" for o in outcomes if o.error is not None]
+    systems.update(baselines)
+    results: dict[str, Any] = {
+        "dataset": dataset.name,
+        "dataset_dir": str(dataset.root),
+        "settings": public_settings(run_settings),
+        "code_version": code_version(),
+        "mode": "offline" if run_settings.offline else f"llm: {run_settings.llm.model}",
+        "queries": len(queries),
+        "ablate": list(ablate),
+        "ingest": ingest.as_dict() | {"added": len(ingest.added), "unchanged": len(ingest.unchanged)},
+        "failed_queries": {name: errors for name, errors in failures.items() if errors},
+        "systems": systems,
+        "notes": _notes(run_settings),
+    }
+    results["seconds"] = round(time.perf_counter() - started, 3)
+    write_results(results, out_dir)
+    return results
+
+
+def _check_ablations(ablate: Sequence[str]) -> None:
+    unknown = [stage for stage in ablate if stage not in ABLATABLE_STAGES]
+    if unknown:
+        raise ConfigError(
+            f"cannot ablate {', '.join(map(repr, unknown))}: stages that can be switched off are "
+            f"{', '.join(ABLATABLE_STAGES)}"
+        )
+
+
+def eval_settings(settings: Settings, dataset_name: str) -> Settings:
+    """The settings with home (and the index's home) moved to ``<home>/eval/<dataset name>``."""
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("._") or "dataset"
+    home = settings.home / "eval" / folder
+    return settings.model_copy(update={"home": home, "index": settings.index.model_copy(update={"home": home})})
+
+
+def without(settings: Settings, stage: str) -> Settings:
+    """The settings with one stage switched off (``settings.<stage>.enabled = False``)."""
+    stage_settings = getattr(settings, stage)
+    return settings.model_copy(update={stage: stage_settings.model_copy(update={"enabled": False})})
+
+
+def ingest_dataset(dataset: Dataset, index: Index, *, progress: bool) -> IngestReport:
+    """Bring the index in line with the dataset's documents: add new and changed ones, remove stale ones."""
+    if dataset.corpus_path is not None:
+        size = dataset.corpus_path.stat().st_size
+        documents = load_file(dataset.corpus_path, doc_id="", max_bytes=size + 1)
+        with tqdm(documents, desc="ingest", unit="doc", file=sys.stderr, disable=not progress) as bar:
+            report = index.ingest_documents(bar)
+    else:
+        assert dataset.docs_dir is not None
+        with tqdm(desc="ingest", unit="file", file=sys.stderr, disable=not progress) as bar:
+            report = index.ingest([dataset.docs_dir], base=dataset.root, progress=_advance(bar))
+    for path, reason in report.failed:
+        print(f"multigrain eval: skipped {path}: {reason}", file=sys.stderr)
+    current = set(report.added) | set(report.unchanged) | set(report.replaced)
+    for stale in sorted(set(index.stored_hashes()) - current):
+        index.remove(stale)
+    return report
+
+
+def _advance(bar: tqdm) -> Callable[[int, int, str], None]:
+    def update(done: int, total: int, _path: str) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update
+
+
+# ----- running the agent -------------------------------------------------------------------------
+
+
+class _AgentPerThread:
+    """One Agent per worker thread, so each question's LLM usage lands in its own agent's ledger."""
+
+    def __init__(self, settings: Settings, index: Index) -> None:
+        self._settings = settings
+        self._index = index
+        self._local = threading.local()
+
+    def ask(self, question: str) -> Answer:
+        agent = getattr(self._local, "agent", None)
+        if agent is None:
+            agent = self._local.agent = Agent(self._settings, index=self._index)
+        return agent.ask(question)
+
+
+def ask_all(
+    settings: Settings, index: Index, queries: Sequence[Query], *, label: str, progress: bool
+) -> list[QueryOutcome]:
+    """Every query through the agent, in query order; concurrently when an LLM does the work."""
+    agents = _AgentPerThread(settings, index)
+
+    def ask(query: Query) -> QueryOutcome:
+        return _ask_one(agents, query)
+
+    workers = 1 if settings.offline else settings.llm.max_concurrency
+    with tqdm(total=len(queries), desc=label, unit="q", file=sys.stderr, disable=not progress) as bar:
+        return list(_map_with_progress(ask, queries, workers=workers, on_done=lambda: bar.update(1)))
+
+
+def _map_with_progress(
+    fn: Callable[[Query], T], items: Sequence[Query], *, workers: int, on_done: Callable[[], object]
+) -> Iterator[T]:
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+            on_done()
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        for future in futures:
+            future.add_done_callback(lambda _future: on_done())
+        for future in futures:
+            yield future.result()
+
+
+def _ask_one(agents: _AgentPerThread, query: Query) -> QueryOutcome:
+    started = time.perf_counter()
+    try:
+        answer = agents.ask(query.text)
+    except MultigrainError as exc:
+        return QueryOutcome(query.query_id, "", [], [], [], [], [], time.perf_counter() - started, {}, 0, 0, str(exc))
+    return outcome_of(query.query_id, answer, time.perf_counter() - started)
+
+
+def outcome_of(query_id: str, answer: Answer, seconds: float) -> QueryOutcome:
+    """The parts of an Answer the metrics need."""
+    by_chunk = {p["chunk_id"]: p for p in [*answer.retrieved, *answer.passages]}
+    cited = [
+        Passage(doc_id=c["doc_id"], text=by_chunk[c["chunk_id"]]["text"] if c["chunk_id"] in by_chunk else c["quote"])
+        for c in answer.citations
+    ]
+    stage_seconds: dict[str, float] = {}
+    for entry in answer.trace:
+        if not entry["skipped"]:
+            stage_seconds[entry["step"]] = stage_seconds.get(entry["step"], 0.0) + entry["seconds"]
+    return QueryOutcome(
+        query_id=query_id,
+        answer_text=answer.text,
+        routed=[d["doc_id"] for d in answer.routed if d["kept"]],
+        retrieved=[Passage(doc_id=p["doc_id"], text=p["text"]) for p in answer.retrieved],
+        passages=[Passage(doc_id=p["doc_id"], text=p["text"]) for p in answer.passages],
+        cited=cited,
+        verdicts=[s.get("verdict") for s in answer.sentences],
+        seconds=seconds,
+        stage_seconds=stage_seconds,
+        llm_calls=sum(e["llm_calls"] for e in answer.trace),
+        tokens=sum(e["tokens"] for e in answer.trace),
+    )
+
+
+# ----- scoring -----------------------------------------------------------------------------------
+
+
+def agent_metrics(outcomes: Sequence[QueryOutcome], queries: Sequence[Query], *, route_enabled: bool) -> dict[str, Any]:
+    """Stage-by-stage retrieval metrics, answer and citation metrics, verdicts, latency and LLM use."""
+    by_id = {o.query_id: o for o in outcomes}
+    metrics: dict[str, Any] = {}
+    if route_enabled:
+        metrics |= doc_metrics({q: o.routed for q, o in by_id.items()}, queries, prefix="route_")
+    metrics |= passage_metrics({q: o.retrieved for q, o in by_id.items()}, queries, prefix="retrieve_")
+    metrics |= passage_metrics({q: o.passages for q, o in by_id.items()}, queries)
+    answer_scores: dict[str, Callable[[QueryOutcome, Query], float | None]] = {
+        "answer_contains": lambda o, q: answer_contains(o.answer_text, q),
+        "fact_recall": lambda o, q: fact_recall(o.answer_text, q),
+        "citation_precision": lambda o, q: citation_precision(o.cited, q),
+        "citation_evidence_recall": lambda o, q: citation_evidence_recall(o.cited, q),
+        "supported_share": lambda o, _q: _supported_share(o.verdicts),
+    }
+    for name, score in answer_scores.items():
+        value = mean_defined(score(by_id[q.query_id], q) for q in queries if q.query_id in by_id)
+        if value is not None:
+            metrics[name] = value
+    metrics["verdicts"] = {v: sum(o.verdicts.count(v) for o in outcomes) for v in VERDICTS}
+    metrics |= latency_metrics(outcomes)
+    metrics["llm_calls_per_query"] = sum(o.llm_calls for o in outcomes) / max(len(outcomes), 1)
+    metrics["tokens_per_query"] = sum(o.tokens for o in outcomes) / max(len(outcomes), 1)
+    metrics["failed_queries"] = sum(o.error is not None for o in outcomes)
+    return metrics
+
+
+def _supported_share(verdicts: Sequence[str | None]) -> float | None:
+    checked = [v for v in verdicts if v is not None]
+    return checked.count("supported") / len(checked) if checked else None
+
+
+def latency_metrics(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:
+    """Wall seconds per query, p50 and p95, overall and for each stage that ran."""
+    metrics: dict[str, float] = {}
+    if not outcomes:
+        return metrics
+    metrics["latency_p50"] = percentile([o.seconds for o in outcomes], 50)
+    metrics["latency_p95"] = percentile([o.seconds for o in outcomes], 95)
+    stages = dict.fromkeys(step for o in outcomes for step in o.stage_seconds)
+    for stage in stages:
+        seconds = [o.stage_seconds[stage] for o in outcomes if stage in o.stage_seconds]
+        metrics[f"latency_{stage}_p50"] = percentile(seconds, 50)
+        metrics[f"latency_{stage}_p95"] = percentile(seconds, 95)
+    return metrics
+
+
+def _notes(settings: Settings) -> list[str]:
+    notes = [
+        "Baselines (bm25, dense, hybrid = RRF k=60) search the same chunks for the question as asked, top 10.",
+    ]
+    if settings.rerank.k < 10:
+        notes.append(
+            f"Multigrain hands rerank.k = {settings.rerank.k} passages to the answer, so its @10 metrics "
+            f"count {settings.rerank.k} passages; retrieve_* metrics score the {settings.retrieve.k} retrieved."
+        )
+    return notes
+
+
+# ----- provenance --------------------------------------------------------------------------------
+
+
+def public_settings(settings: BaseModel) -> dict[str, Any]:
+    """The settings as JSON-ready data, with every secret field left out."""
+    return settings.model_dump(mode="json", exclude=_secret_fields(settings))  # type: ignore[arg-type]
+
+
+def _secret_fields(model: BaseModel) -> dict[str, Any]:
+    excluded: dict[str, Any] = {}
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation):
+            excluded[name] = True
+        elif isinstance(value, BaseModel) and (nested := _secret_fields(value)):
+            excluded[name] = nested
+    return excluded
+
+
+def code_version() -> str:
+    """``git describe`` of the checkout (with ``-dirty`` for local changes), else the package version."""
+    describe = _git("describe", "--always", "--tags")
+    if describe is None:
+        try:
+            return f"multigrain {importlib.metadata.version('multigrain')}"
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{describe}-dirty" if changes else describe
+
+
+def _git(*args: str) -> str | None:
+    # --no-optional-locks: reading the version must never rewrite the repository's index file.
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", *args],
+            cwd=_PACKAGE_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def describe_systems(systems: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The system names in report order."""
+    return list(systems)

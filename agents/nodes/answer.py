@@ -1,0 +1,200 @@
+"""Answer: a cited answer from the ranked passages, streamed token by token.
+
+With an LLM: the passages are numbered sources and the model writes sentences that each cite them as
+[n]; on a retry it also reads the verify stage's feedback. Offline: an extractive answer that quotes
+the passages' sentences closest to the question (by meaning and by shared words), each with its [n].
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langgraph.runtime import Runtime
+from langgraph.types import StreamWriter
+
+from agents.context import RunContext, StepRecorder, record_step
+from agents.errors import LLMError, LLMOutputError
+from agents.llm import ChatModel
+from agents.nodes._text import evidence_units, format_source, key_terms, normalised, split_answer, term_share
+from agents.state import AgentState, AnswerSentence, Passage
+from prompts import render
+from retrieval.index import SentenceVector
+from retrieval.textutil import words
+
+__all__ = ["NO_ANSWER", "answer_question", "format_sources"]
+
+NO_ANSWER = "The documents do not answer this question."
+FIRST_ATTEMPT = "None: this is the first attempt."
+MEANING_WEIGHT = 0.7
+MAX_PER_PASSAGE = 2
+MIN_QUOTE_WORDS = 4
+NEAR_DUPLICATE = 0.92
+# A quoted sentence must also score this share of the best one, so a strong match does not drag in filler.
+RELATIVE_FLOOR = 0.75
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A passage sentence that could be quoted, with its source number and score."""
+
+    number: int
+    unit: SentenceVector
+    score: float
+
+
+def answer_question(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write the answer with [n] citations to the ranked passages and stream it as it is written."""
+    ctx = runtime.context
+    ranked = state.get("ranked", [])
+    question = state.get("standalone") or state["question"]
+    attempt = state.get("attempts", 0) + 1
+    writer = _writer_of(runtime)
+    with record_step("answer", ctx, question=question, passages=len(ranked), attempt=attempt) as rec:
+        if attempt > 1:
+            writer({"type": "reset", "reason": "retrying with the verify stage's feedback"})
+        text = _llm_answer(question, ranked, state.get("feedback", ""), ctx=ctx, writer=writer, rec=rec)
+        if text is not None:
+            sentences = split_answer(text)
+        else:
+            sentences = _extractive_answer(question, ranked, ctx=ctx, rec=rec)
+            text = " ".join(s["text"] for s in sentences) or NO_ANSWER
+            _emit_sentences([s["text"] for s in sentences] or [text], writer)
+        insufficient = normalised(text).startswith(normalised(NO_ANSWER))
+        if insufficient:
+            text, sentences = NO_ANSWER, []
+        rec.outputs.update(insufficient=insufficient, sentences=len(sentences))
+    return {
+        "answer_text": text,
+        "sentences": sentences,
+        "insufficient": insufficient,
+        "attempts": attempt,
+        "trace": [rec.entry],
+    }
+
+
+def format_sources(passages: list[Passage]) -> str:
+    """The passages as the numbered sources of the answer prompt, best first."""
+    return "\n\n".join(format_source(number, p) for number, p in enumerate(passages, start=1))
+
+
+def _writer_of(runtime: Runtime[RunContext]) -> StreamWriter:
+    """The run's custom-stream writer; a bare runtime (a node called outside a graph) gets a no-op."""
+    return getattr(runtime, "stream_writer", None) or (lambda _chunk: None)
+
+
+def _llm_answer(
+    question: str,
+    ranked: list[Passage],
+    feedback: str,
+    *,
+    ctx: RunContext,
+    writer: StreamWriter,
+    rec: StepRecorder,
+) -> str | None:
+    """The model's streamed answer, or None (the trace says why) when there is no model or it failed."""
+    rec.outputs["mode"] = "extractive"
+    if ctx.llm is None or not ranked:
+        return None
+    model = ctx.model_for("answer")
+    if model is None:
+        rec.degrade("LLM call budget spent; quoted the passages instead")
+        return None
+    messages = render(
+        "answer", question=question, sources=format_sources(ranked), feedback=feedback or FIRST_ATTEMPT
+    )
+    try:
+        text = _stream(model, messages, max_tokens=ctx.settings.answer.max_tokens, writer=writer)
+    except LLMError as exc:
+        _fall_back(exc, ctx=ctx, writer=writer, rec=rec)
+        return None
+    if not text.strip():
+        empty = LLMOutputError("answer: the reply was empty", stage="answer", raw_text=text, attempts=1)
+        _fall_back(empty, ctx=ctx, writer=writer, rec=rec)
+        return None
+    rec.outputs["mode"] = "llm"
+    return text.strip()
+
+
+def _fall_back(error: LLMError, *, ctx: RunContext, writer: StreamWriter, rec: StepRecorder) -> None:
+    """Record why the model's answer is not used (or raise it, in strict mode)."""
+    if ctx.settings.strict:
+        raise error
+    writer({"type": "reset", "reason": "the model failed; the answer quotes the passages instead"})
+    rec.degrade(f"answer generation failed ({error}); quoted the passages instead")
+
+
+def _stream(
+    model: ChatModel, messages: list[dict[str, str]], *, max_tokens: int, writer: StreamWriter
+) -> str:
+    pieces: list[str] = []
+    for piece in model.stream(messages, stage="answer", max_tokens=max_tokens):
+        pieces.append(piece)
+        writer({"type": "token", "text": piece})
+    return "".join(pieces)
+
+
+def _extractive_answer(
+    question: str, ranked: list[Passage], *, ctx: RunContext, rec: StepRecorder
+) -> list[AnswerSentence]:
+    """The passage sentences closest to the question, each quoted exactly and followed by its [n]."""
+    config = ctx.settings.answer
+    candidates = _candidates(question, ranked, ctx=ctx)
+    chosen = _pick(candidates, limit=config.max_sentences, floor=config.min_support)
+    rec.outputs["quoted"] = [
+        {"number": c.number, "sentence_id": c.unit.sentence_id, "score": round(c.score, 4)} for c in chosen
+    ]
+    rec.outputs["best_score"] = round(max((c.score for c in candidates), default=0.0), 4)
+    return [
+        AnswerSentence(text=f"{c.unit.text} [{c.number}]", citations=[c.number], verdict=None, support=0.0)
+        for c in chosen
+    ]
+
+
+def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> list[_Candidate]:
+    """Every quotable sentence of the passages, scored by meaning (cosine) and shared content words."""
+    if not ranked:
+        return []
+    units = evidence_units(ranked, ctx.index)
+    vector = ctx.index.embedder.embed_query(question)
+    asked = key_terms(question)
+    candidates = []
+    for number, passage in enumerate(ranked, start=1):
+        for unit in units.get(passage["chunk_id"], []):
+            if len(words(unit.text)) < MIN_QUOTE_WORDS:
+                continue
+            meaning = float(np.dot(unit.vector, vector))
+            score = MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * term_share(asked, unit.text)
+            candidates.append(_Candidate(number=number, unit=unit, score=score))
+    return candidates
+
+
+def _pick(candidates: list[_Candidate], *, limit: int, floor: float) -> list[_Candidate]:
+    """The best candidates above ``floor`` and near the top: few per passage, no repeats, in passage order."""
+    chosen: list[_Candidate] = []
+    per_passage: Counter[int] = Counter()
+    ordered = sorted(candidates, key=lambda c: -c.score)
+    floor = max(floor, RELATIVE_FLOOR * ordered[0].score) if ordered else floor
+    for candidate in ordered:
+        if candidate.score < floor or len(chosen) == limit:
+            break
+        if per_passage[candidate.number] >= MAX_PER_PASSAGE or any(
+            _near_duplicate(candidate.unit, c.unit) for c in chosen
+        ):
+            continue
+        chosen.append(candidate)
+        per_passage[candidate.number] += 1
+    return sorted(chosen, key=lambda c: (c.number, c.unit.start))
+
+
+def _near_duplicate(a: SentenceVector, b: SentenceVector) -> bool:
+    same_place = a.doc_id == b.doc_id and a.start == b.start
+    return same_place or float(np.dot(a.vector, b.vector)) >= NEAR_DUPLICATE
+
+
+def _emit_sentences(sentences: list[str], writer: StreamWriter) -> None:
+    """Stream an answer written all at once, one sentence per token event."""
+    for i, sentence in enumerate(sentences):
+        writer({"type": "token", "text": sentence if i == 0 else f" {sentence}"})

@@ -28,12 +28,11 @@ DEMO_QUESTIONS = (
     "How much does the Rosetta Stone weigh?",
     "When did Vanguard launch the First Index Investment Trust?",
 )
-STAGES = ("expand", "route", "rerank", "verify")
 VERDICT_COLOURS = {"supported": "green", "partial": "yellow", "unsupported": "red"}
 MAX_QUOTE_CHARS = 200
 MAX_KEYWORDS = 5
 DEFAULT_SIZES = "1000,10000,100000"
-ABLATE_HELP = f"Also run with each of these stages off, comma-separated: {','.join(STAGES)}."
+ABLATE_HELP = "Also score with each of these stages off, comma-separated: expand,route,rerank,verify."
 
 P = ParamSpec("P")
 
@@ -47,7 +46,7 @@ bench_app = typer.Typer(help="Measure ingestion and query speed.", no_args_is_he
 app.add_typer(bench_app, name="bench")
 
 
-def setting_help(path: str, *, prefix: str = "") -> str:
+def setting_help(path: str, *, value: str | None = None) -> str:
     """The description of the setting at a dotted ``path`` (as in ``retrieve.k``), for a flag's help."""
     model: type[BaseModel] = Settings
     *groups, name = path.split(".")
@@ -56,7 +55,7 @@ def setting_help(path: str, *, prefix: str = "") -> str:
         assert isinstance(annotation, type) and issubclass(annotation, BaseModel), path
         model = annotation
     description = model.model_fields[name].description or ""
-    return f"{prefix}{description} [{path}]"
+    return f"{description} ({path}{'' if value is None else '=' + value})"
 
 
 def settings_overrides(values: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +106,16 @@ def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _comma_list(text: str | None, *, cast: Callable[[str], Any] = str) -> list[Any]:
-    return [cast(part.strip()) for part in (text or "").split(",") if part.strip()]
+def _comma_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _whole_numbers(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _comma_list(text)]
+    except ValueError:
+        message = f"expected whole numbers separated by commas, got {text!r}"
+        raise typer.BadParameter(message, param_hint="--sizes") from None
 
 
 # ----- ingest ------------------------------------------------------------------------------------
@@ -208,9 +215,8 @@ def docs(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list
     elif not profiles:
         typer.echo("The index is empty; add documents with `multigrain ingest PATH` or `multigrain demo`.")
     else:
-        rows = [
-            (p.doc_id, p.title, p.chunks, p.pages, ", ".join(p.keywords[:MAX_KEYWORDS]))
-                for p in profiles]
+        rows = [(d.doc_id, d.title, d.chunks, d.pages, ", ".join(d.keywords[:MAX_KEYWORDS]))
+                for d in profiles]
         typer.echo(_table(rows, headers=("doc_id", "title", "chunks", "pages", "keywords")))
 
 
@@ -305,7 +311,7 @@ def _print_sources(answer: Answer) -> None:
 
 def _stage_switch(stage: str) -> Any:
     """The ``--no-<stage>`` flag."""
-    return typer.Option(f"--no-{stage}", help=setting_help(f"{stage}.enabled", prefix="Turn off: "))
+    return typer.Option(f"--no-{stage}", help=setting_help(f"{stage}.enabled", value="false"))
 
 
 @app.command()
@@ -325,9 +331,11 @@ def ask(
     rewrites: Annotated[int | None, typer.Option(help=setting_help("expand.rewrites"))] = None,
     model: Annotated[str | None, typer.Option(help=setting_help("llm.model"))] = None,
     base_url: Annotated[str | None, typer.Option(help=setting_help("llm.base_url"))] = None,
-    show_trace: Annotated[bool, typer.Option(help="Print every step's trace as JSON on stderr.")] = False,
+    show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the trace JSON on stderr.")] = False,
 ) -> None:
     """Answer a question from the indexed documents, with checked citations."""
+    if not question.strip():
+        raise typer.BadParameter("the question is empty", param_hint="QUESTION")
     switches = {"expand": no_expand, "route": no_route, "rerank": no_rerank, "verify": no_verify}
     overrides = settings_overrides(
         {f"{stage}.enabled": False if off else None for stage, off in switches.items()}
@@ -348,14 +356,6 @@ def ask(
 # ----- evaluation and benchmarks -------------------------------------------------------------------
 
 
-def _stages(text: str | None) -> list[str]:
-    stages = _comma_list(text)
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        raise typer.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-    return stages
-
-
 @app.command("eval")
 @_reports_errors
 def evaluate(
@@ -370,11 +370,10 @@ def evaluate(
     """Score retrieval and answers on a dataset, with optional ablations; writes results files."""
     from agents.eval.runner import run_eval
 
-    stages = _stages(ablate)
     settings = load_settings(settings_overrides({"llm.model": model, "llm.base_url": base_url}))
     out_dir = out or settings.home / "eval" / dataset_dir.name
     results = run_eval(
-        dataset_dir, settings=settings, out_dir=out_dir, ablate=stages, max_queries=max_queries, progress=True
+        dataset_dir, settings=settings, out_dir=out_dir, ablate=_comma_list(ablate), max_queries=max_queries
     )
     if as_json:
         _print_json(results)
@@ -387,11 +386,14 @@ def evaluate(
 def bench_ingest(
     dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder whose corpus is ingested.")],
     max_docs: Annotated[int | None, typer.Option(help="Ingest only the first N documents.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
-    """Time ingestion of a dataset's corpus."""
+    """Time ingestion of a dataset's corpus against the bare embedding model."""
     from agents.eval.bench import run_ingest_bench
 
-    run_ingest_bench(dataset_dir, settings=load_settings(), max_docs=max_docs)
+    results = run_ingest_bench(dataset_dir, settings=load_settings(), max_docs=max_docs, show=not as_json)
+    if as_json:
+        _print_json(results)
 
 
 @bench_app.command("query")
@@ -399,11 +401,15 @@ def bench_ingest(
 def bench_query(
     sizes: Annotated[str, typer.Option(help="Corpus sizes in chunks, comma-separated.")] = DEFAULT_SIZES,
     queries: Annotated[int, typer.Option(help="Queries timed at each size.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Time searches on synthetic indexes of growing size."""
     from agents.eval.bench import run_query_bench
 
-    run_query_bench(settings=load_settings(), sizes=_comma_list(sizes, cast=int), queries=queries)
+    sizes_list = _whole_numbers(sizes)
+    results = run_query_bench(settings=load_settings(), sizes=sizes_list, queries=queries, show=not as_json)
+    if as_json:
+        _print_json(results)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import docx
 import pypdfium2 as pdfium
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, Tag, XMLParsedAsHTMLWarning
 from bs4.element import PreformattedString
 from docx.document import Document as DocxDocument
 from docx.opc.exceptions import PackageNotFoundError
@@ -313,11 +314,14 @@ class _HtmlText:
 
 def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
     _reject_binary(path, data)  # bytes go to BeautifulSoup as they are, so it can honour a <meta charset>
-    soup = BeautifulSoup(data, "lxml")
+    with warnings.catch_warnings():  # XHTML pages read fine as HTML; the warning would only be noise
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(data, "lxml")
     extracted = _HtmlText()
     extracted.walk(soup.body or soup)
     text = _require_text(path, extracted.text)
-    title = _fold(soup.title.get_text()) if soup.title else ""
+    title_tag = soup.head.find("title") if soup.head else None  # not an inline <svg>'s <title>
+    title = _fold(title_tag.get_text()) if title_tag else ""
     title = title or _heading_title(extracted.headings, top_level=1) or path.stem
     return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
                      sections=_heading_sections(extracted.headings, len(text)))]

@@ -41,7 +41,9 @@ def hybrid_search(index: Index, text: str, k: int) -> list[ChunkHit]:
 BASELINES: dict[str, Searcher] = {"bm25": bm25_search, "dense": dense_search, "hybrid": hybrid_search}
 
 
-def run_baseline(index: Index, queries: Sequence[Query], search: Searcher, *, k: int = BASELINE_K) -> dict[str, float]:
+def run_baseline(
+    index: Index, queries: Sequence[Query], search: Searcher, *, k: int = BASELINE_K
+) -> dict[str, float]:
     """Passage metrics of one baseline over the queries, with its search latency p50 and p95."""
     ranked_hits: dict[str, list[ChunkHit]] = {}
     seconds: list[float] = []
@@ -56,6 +58,8 @@ def run_baseline(index: Index, queries: Sequence[Query], search: Searcher, *, k:
     return metrics
 
 
-def run_baselines(index: Index, queries: Sequence[Query], *, k: int = BASELINE_K) -> dict[str, dict[str, float]]:
+def run_baselines(
+    index: Index, queries: Sequence[Query], *, k: int = BASELINE_K
+) -> dict[str, dict[str, float]]:
     """Metrics of every baseline, by system name."""
     return {name: run_baseline(index, queries, search, k=k) for name, search in BASELINES.items()}

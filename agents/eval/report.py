@@ -84,7 +84,9 @@ def plot_recall_at_k(
     axes = figure.subplots(1, len(PLOTTED_METRICS), sharey=True)
     for ax, metric in zip(axes, PLOTTED_METRICS, strict=True):
         for name, metrics in systems.items():
-            points = [(k, metrics[f"{metric}@{k}"]) for k in ks if isinstance(metrics.get(f"{metric}@{k}"), float)]
+            points = [
+                (k, metrics[f"{metric}@{k}"]) for k in ks if isinstance(metrics.get(f"{metric}@{k}"), float)
+            ]
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", label=name)
         ax.set_title(f"{metric}@k")

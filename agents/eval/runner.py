@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,25 +78,19 @@ def run_eval(
     max_queries: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score Multigrain, one ablation per stage in ``ablate``, and the baselines; write the reports to out_dir."""
+    """Score Multigrain, an ablation per stage in ``ablate`` and the baselines; write reports to out_dir."""
     started = time.perf_counter()
     _check_ablations(ablate)
     dataset = load_dataset(dataset_dir)
     queries = sample_queries(dataset, max_queries)
     if not queries:
-        raise DatasetError(f"{dataset.root}: no queries to evaluate (queries.jsonl is empty or max_queries is 0)")
+        raise DatasetError(
+            f"{dataset.root}: no queries to evaluate (queries.jsonl is empty or max_queries=0)"
+        )
     run_settings = eval_settings(settings, dataset.name)
     index = Index(run_settings.index)
     ingest = ingest_dataset(dataset, index, progress=progress)
-    systems: dict[str, dict[str, Any]] = {}
-    failures: dict[str, list[str]] = {}
-    variants = {MULTIGRAIN: run_settings, **{f"{MULTIGRAIN}-no-{stage}": without(run_settings, stage) for stage in ablate}}
-    baselines = run_baselines(index, queries)  # first: it also loads the embedder and BM25 once, before any threads
-    for name, variant in variants.items():
-        outcomes = ask_all(variant, index, queries, label=name, progress=progress)
-        systems[name] = agent_metrics(outcomes, queries, route_enabled=variant.route.enabled)
-        failures[name] = [f"{o.query_id}: {o.error}" for o in outcomes if o.error is not None]
-    systems.update(baselines)
+    systems, failures = score_systems(run_settings, index, queries, ablate=ablate, progress=progress)
     results: dict[str, Any] = {
         "dataset": dataset.name,
         "dataset_dir": str(dataset.root),
@@ -105,14 +99,35 @@ def run_eval(
         "mode": "offline" if run_settings.offline else f"llm: {run_settings.llm.model}",
         "queries": len(queries),
         "ablate": list(ablate),
-        "ingest": ingest.as_dict() | {"added": len(ingest.added), "unchanged": len(ingest.unchanged)},
-        "failed_queries": {name: errors for name, errors in failures.items() if errors},
+        "ingest": _ingest_summary(ingest),
+        "failed_queries": failures,
         "systems": systems,
         "notes": _notes(run_settings),
     }
     results["seconds"] = round(time.perf_counter() - started, 3)
     write_results(results, out_dir)
     return results
+
+
+def score_systems(
+    settings: Settings, index: Index, queries: Sequence[Query], *, ablate: Sequence[str], progress: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """Metrics of Multigrain, its ablations and the baselines by system; and failed queries by system."""
+    # The baselines run first: they load the embedder and BM25 once, before any worker thread needs them.
+    baselines = run_baselines(index, queries)
+    variants = {
+        MULTIGRAIN: settings,
+        **{f"{MULTIGRAIN}-no-{stage}": without(settings, stage) for stage in ablate},
+    }
+    systems: dict[str, dict[str, Any]] = {}
+    failures: dict[str, list[str]] = {}
+    for name, variant in variants.items():
+        outcomes = ask_all(variant, index, queries, label=name, progress=progress)
+        systems[name] = agent_metrics(outcomes, queries, route_enabled=variant.route.enabled)
+        errors = [f"{o.query_id}: {o.error}" for o in outcomes if o.error is not None]
+        if errors:
+            failures[name] = errors
+    return systems | baselines, failures
 
 
 def _check_ablations(ablate: Sequence[str]) -> None:
@@ -128,7 +143,9 @@ def eval_settings(settings: Settings, dataset_name: str) -> Settings:
     """The settings with home (and the index's home) moved to ``<home>/eval/<dataset name>``."""
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("._") or "dataset"
     home = settings.home / "eval" / folder
-    return settings.model_copy(update={"home": home, "index": settings.index.model_copy(update={"home": home})})
+    return settings.model_copy(
+        update={"home": home, "index": settings.index.model_copy(update={"home": home})}
+    )
 
 
 def without(settings: Settings, stage: str) -> Settings:
@@ -154,6 +171,15 @@ def ingest_dataset(dataset: Dataset, index: Index, *, progress: bool) -> IngestR
     for stale in sorted(set(index.stored_hashes()) - current):
         index.remove(stale)
     return report
+
+
+def _ingest_summary(report: IngestReport) -> dict[str, Any]:
+    counts = {
+        "added": len(report.added),
+        "unchanged": len(report.unchanged),
+        "replaced": len(report.replaced),
+    }
+    return report.as_dict() | counts
 
 
 def _advance(bar: tqdm) -> Callable[[int, int, str], None]:
@@ -217,7 +243,9 @@ def _ask_one(agents: _AgentPerThread, query: Query) -> QueryOutcome:
     try:
         answer = agents.ask(query.text)
     except MultigrainError as exc:
-        return QueryOutcome(query.query_id, "", [], [], [], [], [], time.perf_counter() - started, {}, 0, 0, str(exc))
+        return QueryOutcome(
+            query.query_id, "", [], [], [], [], [], time.perf_counter() - started, {}, 0, 0, str(exc)
+        )
     return outcome_of(query.query_id, answer, time.perf_counter() - started)
 
 
@@ -225,7 +253,10 @@ def outcome_of(query_id: str, answer: Answer, seconds: float) -> QueryOutcome:
     """The parts of an Answer the metrics need."""
     by_chunk = {p["chunk_id"]: p for p in [*answer.retrieved, *answer.passages]}
     cited = [
-        Passage(doc_id=c["doc_id"], text=by_chunk[c["chunk_id"]]["text"] if c["chunk_id"] in by_chunk else c["quote"])
+        Passage(
+            doc_id=c["doc_id"],
+            text=by_chunk[c["chunk_id"]]["text"] if c["chunk_id"] in by_chunk else c["quote"],
+        )
         for c in answer.citations
     ]
     stage_seconds: dict[str, float] = {}
@@ -250,7 +281,9 @@ def outcome_of(query_id: str, answer: Answer, seconds: float) -> QueryOutcome:
 # ----- scoring -----------------------------------------------------------------------------------
 
 
-def agent_metrics(outcomes: Sequence[QueryOutcome], queries: Sequence[Query], *, route_enabled: bool) -> dict[str, Any]:
+def agent_metrics(
+    outcomes: Sequence[QueryOutcome], queries: Sequence[Query], *, route_enabled: bool
+) -> dict[str, Any]:
     """Stage-by-stage retrieval metrics, answer and citation metrics, verdicts, latency and LLM use."""
     by_id = {o.query_id: o for o in outcomes}
     metrics: dict[str, Any] = {}
@@ -299,12 +332,12 @@ def latency_metrics(outcomes: Sequence[QueryOutcome]) -> dict[str, float]:
 
 def _notes(settings: Settings) -> list[str]:
     notes = [
-        "Baselines (bm25, dense, hybrid = RRF k=60) search the same chunks for the question as asked, top 10.",
+        "Baselines (bm25, dense, hybrid = RRF k=60) search the same chunks for the question as asked; top 10",
     ]
     if settings.rerank.k < 10:
         notes.append(
-            f"Multigrain hands rerank.k = {settings.rerank.k} passages to the answer, so its @10 metrics "
-            f"count {settings.rerank.k} passages; retrieve_* metrics score the {settings.retrieve.k} retrieved."
+            f"Multigrain answers from rerank.k = {settings.rerank.k} passages, so its @10 metrics count "
+            f"{settings.rerank.k}; retrieve_* metrics score all {settings.retrieve.k} retrieved passages."
         )
     return notes
 
@@ -354,8 +387,3 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
-
-
-def describe_systems(systems: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The system names in report order."""
-    return list(systems)

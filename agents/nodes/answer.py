@@ -34,6 +34,7 @@ MIN_QUOTE_WORDS = 4
 NEAR_DUPLICATE = 0.92
 # A quoted sentence must also score this share of the best one, so a strong match does not drag in filler.
 RELATIVE_FLOOR = 0.75
+_CLOSERS = "\"'”’»)]"
 
 
 @dataclass(frozen=True)
@@ -154,21 +155,32 @@ def _extractive_answer(
 
 
 def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> list[_Candidate]:
-    """Every quotable sentence of the passages, scored by meaning (cosine) and shared content words."""
+    """Each quotable sentence at least ``min_support`` similar to the question, scored with shared words."""
     if not ranked:
         return []
     units = evidence_units(ranked, ctx.index)
     vector = ctx.index.embedder.embed_query(question)
     asked = key_terms(question)
     candidates = []
+    floor = ctx.settings.answer.min_support
     for number, passage in enumerate(ranked, start=1):
         for unit in units.get(passage["chunk_id"], []):
-            if len(words(unit.text)) < MIN_QUOTE_WORDS:
-                continue
             meaning = float(np.dot(unit.vector, vector))
+            if meaning < floor or not _quotable(unit.text):
+                continue
             score = MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * term_share(asked, unit.text)
             candidates.append(_Candidate(number=number, unit=unit, score=score))
     return candidates
+
+
+def _quotable(text: str) -> bool:
+    """A full sentence, not a heading or a fragment: enough words, ending like a sentence."""
+    stripped = text.strip()
+    return (
+        not stripped.startswith("#")
+        and stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
+        and len(words(stripped)) >= MIN_QUOTE_WORDS
+    )
 
 
 def _pick(candidates: list[_Candidate], *, limit: int, floor: float) -> list[_Candidate]:

@@ -75,15 +75,7 @@ def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, 
         if config.enabled and config.llm_judge and ctx.llm is not None:
             verdicts = _judge(sentences, checked, verdicts, ranked, ctx=ctx, rec=rec)
         checked = [_with_verdict(c, v) for c, v in zip(checked, verdicts, strict=True)]
-        sentences = [
-            AnswerSentence(
-                text=s["text"],
-                citations=s["citations"],
-                verdict=v,
-                support=max((c["support"] for c in cs), default=0.0),
-            )
-            for s, cs, v in zip(sentences, checked, verdicts, strict=True)
-        ]
+        sentences = [_judged(s, c, v) for s, c, v in zip(sentences, checked, verdicts, strict=True)]
         feedback = _feedback(sentences, checked, removed) if _should_retry(state, sentences, ctx) else ""
         answer_text = state.get("answer_text", "") or " ".join(s["text"] for s in given)
         rec.outputs.update(
@@ -206,6 +198,13 @@ def _cite(
     )
 
 
+def _judged(sentence: AnswerSentence, citations: list[Citation], verdict: Verdict) -> AnswerSentence:
+    best = max((c["support"] for c in citations), default=0.0)
+    return AnswerSentence(
+        text=sentence["text"], citations=sentence["citations"], verdict=verdict, support=best
+    )
+
+
 def _best_verdict(citations: list[Citation]) -> Verdict:
     return max((c["verdict"] for c in citations), key=LEVEL.__getitem__, default="unsupported")
 
@@ -290,7 +289,8 @@ def _feedback(
             continue
         dropped = [f"[{r['number']}] ({r['why']})" for r in removed if r["sentence"] == i]
         if citations:
-            why = f"cites {_markers(citations)}, which do not state it"
+            which = "that source does" if len(citations) == 1 else "those sources do"
+            why = f"cites {_markers(citations)}, but {which} not state it"
         else:
             why = "cites no valid source" + (f": removed {', '.join(dropped)}" if dropped else "")
         lines.append(f'- "{strip_citations(sentence["text"])}": {why}.')

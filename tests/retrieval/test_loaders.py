@@ -472,6 +472,18 @@ def test_html_honours_its_declared_charset(tmp_path: Path) -> None:
     assert load_one(path).text == "café – ok"
 
 
+@pytest.mark.filterwarnings("error")
+def test_xhtml_reads_without_warnings_and_ignores_svg_titles(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><body>'
+        "<svg><title>icon</title></svg><h1>Real heading</h1><p>Body.</p></body></html>",
+        encoding="utf-8",
+    )
+    document = load_one(path)
+    assert (document.title, document.text) == ("Real heading", "Real heading\n\nBody.")
+
+
 def test_html_spans_hold_for_many_random_documents(tmp_path: Path) -> None:
     rng = random.Random(99)
     path = tmp_path / "random.html"

@@ -30,7 +30,8 @@ BEES = Document(
     title="Honeybee colonies",
     source="bees.md",
     text=(
-        "A honeybee colony has one queen, thousands of female workers and, in summer, a few hundred male drones. "
+        "A honeybee colony has one queen, thousands of female workers and, in summer, "
+        "a few hundred male drones. "
         "The queen lays up to two thousand eggs a day during the spring build-up. "
         "Worker bees tell their sisters where flowers are by performing a waggle dance on the comb. "
         "The angle of the waggle run shows the direction of the food relative to the sun. "
@@ -49,6 +50,7 @@ STONE = Document(
 )
 BEES_QUESTION = "How do worker bees tell each other where flowers are?"
 CHEESE = "The moon is made of cheese [1]."
+Messages = list[dict[str, str]]
 
 
 class ScriptedModel:
@@ -57,18 +59,17 @@ class ScriptedModel:
     def __init__(self, *, answers: Sequence[Any] = (), judgements: Sequence[Any] = ()) -> None:
         self.answers = list(answers)
         self.judgements = list(judgements)
-        self.calls: list[tuple[str, list[dict[str, str]]]] = []
+        self.calls: list[tuple[str, Messages]] = []
 
-    def stream(self, messages: list[dict[str, str]], *, stage: str, max_tokens: int | None = None) -> Iterator[str]:
+    def stream(self, messages: Messages, *, stage: str, max_tokens: int | None = None) -> Iterator[str]:
         self.calls.append((stage, messages))
         reply = self.answers.pop(0)
-        for piece in re.findall(r"\S+\s*", reply if isinstance(reply, str) else "Worker bees dance "):
-            yield piece
+        yield from re.findall(r"\S+\s*", reply if isinstance(reply, str) else "Worker bees dance ")
         if isinstance(reply, Exception):
             raise reply
 
     def structured(
-        self, messages: list[dict[str, str]], schema: type[BaseModel], *, stage: str, max_tokens: int | None = None
+        self, messages: Messages, schema: type[BaseModel], *, stage: str, max_tokens: int | None = None
     ) -> BaseModel:
         self.calls.append((stage, messages))
         reply = self.judgements.pop(0)
@@ -79,7 +80,7 @@ class ScriptedModel:
 
 @pytest.fixture(scope="module")
 def index(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> Index:
-    built = Index(IndexConfig(home=tmp_path_factory.mktemp("index")), embedder=embedder)
+    built = Index(IndexConfig.model_validate({"home": tmp_path_factory.mktemp("index")}), embedder=embedder)
     built.ingest_documents([BEES, STONE])
     return built
 
@@ -94,7 +95,9 @@ def passage_of(index: Index, doc_id: str) -> Passage:
     return passage_from_hit(hit, hit.score)
 
 
-def runtime_for(index: Index, *, llm: ScriptedModel | None = None, strict: bool = False) -> tuple[Any, list[Any]]:
+def runtime_for(
+    index: Index, *, llm: ScriptedModel | None = None, strict: bool = False
+) -> tuple[Runtime[RunContext], list[Any]]:
     events: list[dict[str, Any]] = []
     ctx = RunContext(
         settings=load_settings({"strict": strict}),
@@ -104,6 +107,14 @@ def runtime_for(index: Index, *, llm: ScriptedModel | None = None, strict: bool 
         budget=CallBudget(limit=10),
     )
     return Runtime(context=ctx, stream_writer=events.append), events
+
+
+def server_error() -> LLMError:
+    return LLMError("answer: server error HTTP 500", stage="answer", attempts=4, status=500, retryable=True)
+
+
+def merged(state: AgentState, *updates: dict[str, Any]) -> AgentState:
+    return cast(AgentState, {key: value for part in (state, *updates) for key, value in part.items()})
 
 
 def tokens(events: list[dict[str, Any]]) -> str:
@@ -133,7 +144,7 @@ def sentence_state(index: Index, texts: list[str], *, attempts: int = 1) -> Agen
         ("Honey is sweet.", [("Honey is sweet.", [])]),
     ],
 )
-def test_split_answer_keeps_each_sentences_citations(text: str, expected: list[tuple[str, list[int]]]) -> None:
+def test_split_answer_keeps_each_sentences_citations(text: str, expected: list[Any]) -> None:
     assert [(s["text"], s["citations"]) for s in split_answer(text)] == expected
 
 
@@ -183,13 +194,14 @@ def test_offline_answer_quotes_cited_passages_and_verify_confirms(index: Index) 
         quoted = sentence["text"].removesuffix(f" [{number}]")
         assert quoted in ranked[number - 1]["text"]
 
-    verified = verify_answer({**state, **answered}, runtime)
+    verified = verify_answer(merged(state, answered), runtime)
     assert verified["citations"] and verified["feedback"] == ""
     assert all(s["verdict"] == "supported" for s in verified["sentences"])
     for citation in verified["citations"]:
-        assert index.document(citation["doc_id"]).text[citation["start"] : citation["end"]] == citation["quote"]
+        document = index.document(citation["doc_id"])
+        assert document.text[citation["start"] : citation["end"]] == citation["quote"]
         assert citation["chunk_id"] == ranked[citation["number"] - 1]["chunk_id"]
-    assert route_after_verify({**state, **answered, **verified}) == "end"
+    assert route_after_verify(merged(state, answered, verified)) == "end"
 
 
 def test_offline_answer_without_evidence_says_so(index: Index) -> None:
@@ -201,7 +213,7 @@ def test_offline_answer_without_evidence_says_so(index: Index) -> None:
 
     assert answered["insufficient"] and answered["answer_text"] == NO_ANSWER
     assert answered["sentences"] == [] and tokens(events) == NO_ANSWER
-    verified = verify_answer({**state, **answered}, runtime)
+    verified = verify_answer(merged(state, answered), runtime)
     assert verified["citations"] == [] and verified["feedback"] == ""
 
 
@@ -210,7 +222,7 @@ def test_verify_removes_citations_out_of_range_or_not_retrieved(index: Index) ->
     state = sentence_state(
         index,
         [
-            "Worker bees tell their sisters where flowers are by performing a waggle dance on the comb [1][9].",
+            "Worker bees tell their sisters where flowers are by performing a waggle dance [1][9].",
             "The decree appears in three scripts [2].",
         ],
     )
@@ -238,14 +250,15 @@ def test_unsupported_sentence_is_flagged_and_offline_gets_no_retry(index: Index)
 
 @pytest.mark.parametrize(("attempts", "retry"), [(1, True), (2, False)])
 def test_llm_unsupported_sentence_goes_back_once(index: Index, attempts: int, retry: bool) -> None:
-    model = ScriptedModel(judgements=[{"judgements": [{"index": 0, "verdict": "unsupported", "reason": "no moon"}]}])
+    judgement = {"index": 0, "verdict": "unsupported", "reason": "no moon"}
+    model = ScriptedModel(judgements=[{"judgements": [judgement]}])
     runtime, _ = runtime_for(index, llm=model)
     state = sentence_state(index, [CHEESE], attempts=attempts)
     verified = verify_answer(state, runtime)
 
     assert verified["sentences"][0]["verdict"] == "unsupported"
     assert bool(verified["feedback"]) is retry
-    assert route_after_verify({**state, **verified}) == ("answer" if retry else "end")
+    assert route_after_verify(merged(state, verified)) == ("answer" if retry else "end")
     if retry:
         assert "The moon is made of cheese" in verified["feedback"]
     (opinion,) = verified["trace"][0]["outputs"]["judge"]
@@ -254,11 +267,10 @@ def test_llm_unsupported_sentence_goes_back_once(index: Index, attempts: int, re
 
 
 def test_llm_answer_streams_tokens_and_reads_feedback(index: Index) -> None:
-    reply = "Worker bees perform a waggle dance to show where flowers are [1]. The decree has three scripts [2, 1]."
+    reply = "Worker bees dance to show where flowers are [1]. The decree has three scripts [2, 1]."
     model = ScriptedModel(answers=[reply])
     runtime, events = runtime_for(index, llm=model)
-    state = sentence_state(index, [])
-    state.update(feedback="- The moon is made of cheese.", attempts=1)
+    state = merged(sentence_state(index, []), {"feedback": "- The moon is made of cheese.", "attempts": 1})
     answered = answer_question(state, runtime)
 
     assert answered["answer_text"] == reply and answered["attempts"] == 2
@@ -280,7 +292,7 @@ def test_llm_saying_no_answer_marks_the_answer_insufficient(index: Index) -> Non
 @pytest.mark.parametrize(
     "failure",
     [
-        LLMError("answer: server error HTTP 500", stage="answer", attempts=4, status=500, retryable=True),
+        server_error(),
         "",
     ],
 )
@@ -296,8 +308,7 @@ def test_llm_answer_failure_falls_back_to_quotes(index: Index, failure: Any) -> 
 
 
 def test_llm_answer_failure_raises_in_strict_mode(index: Index) -> None:
-    failure = LLMError("answer: server error HTTP 500", stage="answer", attempts=4, status=500, retryable=True)
-    runtime, _ = runtime_for(index, llm=ScriptedModel(answers=[failure]), strict=True)
+    runtime, _ = runtime_for(index, llm=ScriptedModel(answers=[server_error()]), strict=True)
     ranked = passages_for(index, BEES_QUESTION)
     with pytest.raises(LLMError, match="HTTP 500"):
         answer_question(AgentState(question=BEES_QUESTION, ranked=ranked, retrieved=ranked), runtime)
@@ -315,7 +326,8 @@ def test_judge_failure_keeps_the_score_verdicts(index: Index) -> None:
 
 
 def test_passages_without_stored_sentences_are_quoted_whole(embedder: Any, tmp_path: Any) -> None:
-    bare = Index(IndexConfig(home=tmp_path / "bare", embed_sentences=False), embedder=embedder)
+    config = IndexConfig.model_validate({"home": tmp_path / "bare", "embed_sentences": False})
+    bare = Index(config, embedder=embedder)
     bare.ingest_documents([STONE])
     runtime, _ = runtime_for(bare)
     passage = passage_of(bare, "stone.txt")

@@ -1,0 +1,448 @@
+"""``multigrain bench``: ingestion throughput against the raw embedder, and query latency as the corpus grows.
+
+Both benchmarks work in fresh temporary indexes (embedded Chroma), never in the user's index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.agent import Agent
+from agents.eval.datasets import Dataset, list_doc_files, load_dataset
+from agents.eval.metrics import percentile
+from agents.eval.runner import without
+from agents.settings import Settings
+from retrieval.embeddings import Embedder, EmbedStats, make_embedder
+from retrieval.errors import LoaderError
+from retrieval.index import Index
+from retrieval.loaders import load_file
+from retrieval.models import Document
+from retrieval.store import CollectionName, Metadata
+
+CHUNKS_PER_DOC = 10
+SENTENCES_PER_CHUNK = 2
+WORDS_PER_SENTENCE = 10
+TOPIC_WORDS = 12
+TOPIC_SHARE = 0.5
+VOCABULARY_SIZE = 5000
+UPSERT_CHUNKS = 5000
+SEARCH_STEPS = ("expand", "route", "retrieve")
+SYNTHETIC_VECTORS = (
+    "synthetic, not embedded: each document has a random Gaussian topic vector; chunk vectors are the topic "
+    "plus Gaussian noise of norm 0.5, sentence vectors of norm 0.8, profiles of norm 0.3, all L2-normalised; "
+    "centroids are the normalised mean of the chunks. Query vectors come from the real ONNX model."
+)
+SYNTHETIC_TEXT = (
+    f"chunk text: {SENTENCES_PER_CHUNK} sentences of {WORDS_PER_SENTENCE} pseudo-words from a fixed "
+    f"{VOCABULARY_SIZE}-word vocabulary, {TOPIC_SHARE:.0%} drawn from the document's {TOPIC_WORDS} topic "
+    "words; queries are topic words of a random document"
+)
+
+
+# ----- ingestion throughput ----------------------------------------------------------------------
+
+
+class RecordingEmbedder:
+    """An Embedder that passes every request on to another one and keeps the texts of each request."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self._inner = inner
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.stats = EmbedStats()
+        self.requests: list[list[str]] = []
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed with the wrapped model, recording the texts and the word pieces it read."""
+        self.requests.append(list(texts))
+        tokens_before = self._inner.stats.tokens
+        started = time.perf_counter()
+        vectors = self._inner.embed_documents(texts)
+        if texts:
+            tokens = self._inner.stats.tokens - tokens_before
+            self.stats.record(texts=len(texts), tokens=tokens, seconds=time.perf_counter() - started)
+        self.dim = self._inner.dim
+        return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The query's vector from the wrapped model (recorded like any other request)."""
+        return self.embed_documents([text])[0]
+
+
+def run_ingest_bench(
+    dataset_dir: Path, *, settings: Settings, max_docs: int | None = None, show: bool = True
+) -> dict[str, Any]:
+    """Ingest a dataset into a fresh index, then embed the same texts with the bare model; compare speeds."""
+    dataset = load_dataset(dataset_dir)
+    raw = make_embedder(settings.index.embedding)
+    raw.embed_query("warm up the model before anything is timed")
+    raw.stats = EmbedStats()
+    recorder = RecordingEmbedder(make_embedder(settings.index.embedding))
+    with tempfile.TemporaryDirectory(prefix="multigrain-bench-", ignore_cleanup_errors=True) as folder:
+        index = Index(_fresh_index_settings(settings, Path(folder)).index, embedder=recorder)
+        started = time.perf_counter()
+        report = index.ingest_documents(itertools.islice(dataset_documents(dataset), max_docs))
+        ingest_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for request in recorder.requests:
+        raw.embed_documents(request)
+    raw_seconds = time.perf_counter() - started
+    documents = len(report.added) + len(report.replaced)
+    ingest_rate = _rate(recorder.stats.tokens, ingest_seconds)
+    raw_rate = _rate(raw.stats.tokens, raw_seconds)
+    result: dict[str, Any] = {
+        "dataset": dataset.name,
+        "embedding_model": recorder.model_id,
+        "batch_size": settings.index.embedding.batch_size,
+        "documents": documents,
+        "failed_documents": len(report.failed),
+        "chunks": report.chunks,
+        "sentences": report.sentences,
+        "texts_embedded": recorder.stats.texts,
+        "ingest_seconds": ingest_seconds,
+        "embed_seconds_in_ingest": recorder.stats.seconds,
+        "documents_per_s": _rate(documents, ingest_seconds),
+        "chunks_per_s": _rate(report.chunks, ingest_seconds),
+        "sentences_per_s": _rate(report.sentences, ingest_seconds),
+        "ingest_tokens": recorder.stats.tokens,
+        "ingest_tokens_per_s": ingest_rate,
+        "raw_seconds": raw_seconds,
+        "raw_tokens": raw.stats.tokens,
+        "raw_tokens_per_s": raw_rate,
+        "ratio": ingest_rate / raw_rate if raw_rate else 0.0,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if show:
+        print(format_ingest_table(result))
+    return result
+
+
+def dataset_documents(dataset: Dataset) -> Iterator[Document]:
+    """The dataset's documents as the index loads them: corpus lines, or files with their relative paths."""
+    if dataset.corpus_path is not None:
+        size = dataset.corpus_path.stat().st_size
+        yield from load_file(dataset.corpus_path, doc_id="", max_bytes=size + 1)
+        return
+    for doc_id, path in list_doc_files(dataset):
+        try:
+            yield from load_file(path, doc_id=doc_id, max_bytes=path.stat().st_size + 1)
+        except LoaderError as exc:
+            print(f"multigrain bench: skipped {exc.path}: {exc.reason}", file=sys.stderr)
+
+
+def format_ingest_table(result: dict[str, Any]) -> str:
+    """The ingestion benchmark as an aligned two-column table."""
+    rows = [
+        ("dataset", str(result["dataset"])),
+        (
+            "documents / chunks / sentences",
+            f"{result['documents']} / {result['chunks']} / {result['sentences']}",
+        ),
+        (
+            "ingest seconds (embedding share)",
+            f"{result['ingest_seconds']:.1f} ({result['embed_seconds_in_ingest']:.1f} embedding)",
+        ),
+        ("documents/s", f"{result['documents_per_s']:.1f}"),
+        ("chunks/s", f"{result['chunks_per_s']:.1f}"),
+        ("sentences/s", f"{result['sentences_per_s']:.1f}"),
+        ("ingest tokens/s", f"{result['ingest_tokens_per_s']:.0f} ({result['ingest_tokens']} word pieces)"),
+        ("raw embedder tokens/s", f"{result['raw_tokens_per_s']:.0f} ({result['raw_tokens']} word pieces)"),
+        ("ingest / raw", f"{result['ratio']:.2f}"),
+        ("peak memory MB", f"{result['peak_rss_mb']:.0f}"),
+    ]
+    return _table(("ingestion", ""), rows)
+
+
+# ----- query latency -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticCorpus:
+    """What was written into a synthetic index, and questions aimed at its documents."""
+
+    documents: int
+    chunks: int
+    sentences: int
+    build_seconds: float
+    questions: list[str]
+
+
+def run_query_bench(
+    *, settings: Settings, sizes: Sequence[int] = (1000, 10000, 100000), queries: int = 20, show: bool = True
+) -> dict[str, Any]:
+    """Offline query latency, routed and unrouted, over synthetic corpora of each size (in chunks)."""
+    embedder = make_embedder(settings.index.embedding.model_copy(update={"backend": "onnx"}))
+    by_size: dict[str, dict[str, Any]] = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="multigrain-qbench-", ignore_cleanup_errors=True) as folder:
+            bench_settings = _fresh_index_settings(settings, Path(folder))
+            index = Index(bench_settings.index, embedder=embedder)
+            corpus = build_synthetic_index(index, chunks=size, questions=queries, seed=size)
+            by_size[str(size)] = {
+                "documents": corpus.documents,
+                "chunks": corpus.chunks,
+                "sentences": corpus.sentences,
+                "build_seconds": corpus.build_seconds,
+                "routed": time_questions(bench_settings, index, corpus.questions),
+                "unrouted": time_questions(without(bench_settings, "route"), index, corpus.questions),
+                "peak_rss_mb": peak_rss_mb(),
+            }
+    result: dict[str, Any] = {
+        "sizes": by_size,
+        "queries": queries,
+        "vectors": SYNTHETIC_VECTORS,
+        "text": SYNTHETIC_TEXT,
+        "pipeline": "offline Agent.ask: expand, route, retrieve, rerank, answer, verify; search: first 3",
+        "scaling": _scaling(by_size),
+    }
+    if show:
+        print(format_query_table(result))
+    return result
+
+
+def time_questions(settings: Settings, index: Index, questions: Sequence[str]) -> dict[str, float]:
+    """p50/p95 of the whole offline pipeline and of its search steps, after one untimed warm-up question."""
+    agent = Agent(settings, index=index)
+    agent.ask(questions[0])
+    totals: list[float] = []
+    search: list[float] = []
+    for question in questions:
+        started = time.perf_counter()
+        answer = agent.ask(question)
+        totals.append(time.perf_counter() - started)
+        search.append(sum(e["seconds"] for e in answer.trace if e["step"] in SEARCH_STEPS))
+    return {
+        "p50": percentile(totals, 50),
+        "p95": percentile(totals, 95),
+        "search_p50": percentile(search, 50),
+        "search_p95": percentile(search, 95),
+    }
+
+
+def _scaling(by_size: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if len(by_size) < 2:
+        return {}
+    smallest, largest = by_size[min(by_size, key=int)], by_size[max(by_size, key=int)]
+    scaling: dict[str, Any] = {}
+    for mode in ("routed", "unrouted"):
+        factor = largest[mode]["p50"] / smallest[mode]["p50"] if smallest[mode]["p50"] else 0.0
+        scaling[mode] = factor
+        scaling[f"{mode}_statement"] = (
+            f"{mode} p50 latency at {largest['chunks']:,} chunks is within {factor:.1f}x of "
+            f"{smallest['chunks']:,} chunks"
+        )
+    return scaling
+
+
+def format_query_table(result: dict[str, Any]) -> str:
+    """The query benchmark: one row per corpus size, p50/p95 in milliseconds per mode."""
+    rows = [
+        (
+            f"{int(size):,}",
+            f"{row['build_seconds']:.0f}",
+            *(
+                f"{row[mode]['p50'] * 1000:.0f} / {row[mode]['p95'] * 1000:.0f} "
+                f"(search {row[mode]['search_p50'] * 1000:.0f})"
+                for mode in ("routed", "unrouted")
+            ),
+            f"{row['peak_rss_mb']:.0f}",
+        )
+        for size, row in result["sizes"].items()
+    ]
+    header = ("chunks", "build s", "routed p50/p95 ms", "unrouted p50/p95 ms", "peak MB")
+    lines = [_table(header, rows), f"vectors: {result['vectors']}", f"text: {result['text']}"]
+    scaling = result["scaling"]
+    lines += [scaling[key] for key in ("routed_statement", "unrouted_statement") if key in scaling]
+    return "\n".join(lines)
+
+
+# ----- the synthetic corpus ----------------------------------------------------------------------
+
+
+def build_synthetic_index(index: Index, *, chunks: int, questions: int, seed: int) -> SyntheticCorpus:
+    """Write ``chunks`` synthetic chunks (10 per document) straight into the index's store, then BM25."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    vocabulary = _vocabulary(np.random.default_rng(0))
+    documents = max(1, chunks // CHUNKS_PER_DOC)
+    topics = rng.choice(len(vocabulary), size=(documents, TOPIC_WORDS))
+    per_batch = max(1, UPSERT_CHUNKS // CHUNKS_PER_DOC)
+    sentences = 0
+    # Two writers keep both cores busy (sentences beside chunks) while the next batch is generated here.
+    with ThreadPoolExecutor(max_workers=2) as writers:
+        pending: list[Future[None]] = []
+        for first in range(0, documents, per_batch):
+            numbers = range(first, min(first + per_batch, documents))
+            batch = [_synthetic_document(d, vocabulary[topics[d]], vocabulary, rng) for d in numbers]
+            rows = _batch_rows(batch, rng, dim=index.embedder.dim)
+            sentences += len(rows["sentences"].ids)
+            for future in pending:
+                future.result()
+            pending = [writers.submit(_upsert, index, name, row) for name, row in rows.items()]
+        for future in pending:
+            future.result()
+    index._rebuild_lexical()  # the store was written directly, so BM25 is rebuilt by hand
+    asked = rng.choice(documents, size=questions)
+    texts = [
+        f"What about {' '.join(rng.choice(vocabulary[topics[d]], size=4, replace=False))}?" for d in asked
+    ]
+    return SyntheticCorpus(
+        documents, documents * CHUNKS_PER_DOC, sentences, time.perf_counter() - started, texts
+    )
+
+
+def _vocabulary(rng: np.random.Generator) -> np.ndarray:
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    words: set[str] = set()
+    while len(words) < VOCABULARY_SIZE:
+        words.add("".join(rng.choice(syllables, size=int(rng.integers(2, 4)))))
+    return np.array(sorted(words))
+
+
+@dataclass(frozen=True)
+class _SyntheticDocument:
+    document: Document
+    chunks: list[tuple[int, int]]
+    sentences: list[tuple[int, int]]
+    topic: list[str]
+
+
+def _synthetic_document(
+    number: int, topic: np.ndarray, vocabulary: np.ndarray, rng: np.random.Generator
+) -> _SyntheticDocument:
+    count = CHUNKS_PER_DOC * SENTENCES_PER_CHUNK
+    from_topic = rng.random((count, WORDS_PER_SENTENCE)) < TOPIC_SHARE
+    words = np.where(
+        from_topic,
+        topic[rng.integers(0, len(topic), size=(count, WORDS_PER_SENTENCE))],
+        vocabulary[rng.integers(0, len(vocabulary), size=(count, WORDS_PER_SENTENCE))],
+    )
+    sentence_texts = [" ".join(row).capitalize() + "." for row in words]
+    text = ""
+    sentence_spans: list[tuple[int, int]] = []
+    chunk_spans: list[tuple[int, int]] = []
+    for c in range(CHUNKS_PER_DOC):
+        text += "\n\n" if text else ""
+        chunk_start = len(text)
+        for sentence in sentence_texts[c * SENTENCES_PER_CHUNK : (c + 1) * SENTENCES_PER_CHUNK]:
+            text += " " if len(text) > chunk_start else ""
+            sentence_spans.append((len(text), len(text) + len(sentence)))
+            text += sentence
+        chunk_spans.append((chunk_start, len(text)))
+    title = f"{topic[0].capitalize()} {topic[1]} {topic[2]}"
+    document = Document(doc_id=f"synthetic-{number:06d}", title=title, text=text, source="synthetic")
+    return _SyntheticDocument(document, chunk_spans, sentence_spans, [str(w) for w in topic])
+
+
+def _noisy(topic: np.ndarray, rows: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    jitter = rng.standard_normal((rows, topic.size)).astype(np.float32) * (noise / np.sqrt(topic.size))
+    vectors = topic[None, :] + jitter
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass
+class _Rows:
+    """Items bound for one collection."""
+
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    metadatas: list[Metadata] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, item_id: str, text: str, metadata: Metadata) -> None:
+        self.ids.append(item_id)
+        self.texts.append(text)
+        self.metadatas.append(metadata)
+
+
+def _upsert(index: Index, name: CollectionName, rows: _Rows) -> None:
+    vectors = np.concatenate(rows.vectors)
+    index.store.upsert(name, ids=rows.ids, texts=rows.texts, metadatas=rows.metadatas, vectors=vectors)
+
+
+def _batch_rows(
+    batch: list[_SyntheticDocument], rng: np.random.Generator, *, dim: int
+) -> dict[CollectionName, _Rows]:
+    """A batch's items for the four collections, with the metadata keys ``Index`` writes."""
+    rows: dict[CollectionName, _Rows] = {
+        name: _Rows() for name in ("sentences", "chunks", "centroids", "documents")
+    }
+    for item in batch:
+        doc = item.document
+        topic = rng.standard_normal(dim).astype(np.float32)
+        topic /= np.linalg.norm(topic)
+        base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
+        unit_base: Metadata = {**base, "section": "", "parent_id": f"{doc.doc_id}#s0"}
+        for ordinal, (start, end) in enumerate(item.sentences):
+            meta: Metadata = {**unit_base, "start": start, "end": end, "ordinal": ordinal}
+            rows["sentences"].add(f"{doc.doc_id}#t{ordinal}", doc.text[start:end], meta)
+        for ordinal, (start, end) in enumerate(item.chunks):
+            meta = {**unit_base, "start": start, "end": end, "ordinal": ordinal, "title": doc.title}
+            rows["chunks"].add(f"{doc.doc_id}#c{ordinal}", doc.text[start:end], meta)
+        chunk_vectors = _noisy(topic, len(item.chunks), 0.5, rng)
+        rows["chunks"].vectors.append(chunk_vectors)
+        rows["sentences"].vectors.append(_noisy(topic, len(item.sentences), 0.8, rng))
+        rows["centroids"].add(doc.doc_id, doc.title, base)
+        rows["centroids"].vectors.append(_noisy(chunk_vectors.mean(axis=0), 1, 0.0, rng))
+        rows["documents"].add(doc.doc_id, doc.text, _profile_metadata(item, base))
+        rows["documents"].vectors.append(_noisy(topic, 1, 0.3, rng))
+    return rows
+
+
+def _profile_metadata(item: _SyntheticDocument, base: Metadata) -> Metadata:
+    doc = item.document
+    first, second = item.sentences[0], item.sentences[1]
+    return {
+        **base,
+        "title": doc.title,
+        "source": doc.source,
+        "summary": f"{doc.text[first[0] : first[1]]} {doc.text[second[0] : second[1]]}",
+        "keywords": ", ".join(item.topic),
+        "chunks": len(item.chunks),
+        "sentences": len(item.sentences),
+        "pages": 0,
+        "chars": len(doc.text),
+        "spans": json.dumps({"sections": [], "pages": []}),
+    }
+
+
+# ----- shared helpers ----------------------------------------------------------------------------
+
+
+def _fresh_index_settings(settings: Settings, home: Path) -> Settings:
+    """Settings for a throwaway index under ``home``: embedded Chroma, no LLM (the offline pipeline)."""
+    index = settings.index.model_copy(update={"home": home, "chroma_host": None})
+    llm = settings.llm.model_copy(update={"base_url": None, "api_key": None})
+    return settings.model_copy(update={"home": home, "chroma_host": None, "index": index, "llm": llm})
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _rate(amount: float, seconds: float) -> float:
+    return amount / seconds if seconds > 0 else 0.0
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,446 @@
+"""The web UI (``streamlit run app.py``): chat with checked citations, each step's trace, a library."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from pydantic import SecretStr
+
+from agents import ui_view as view
+from agents.agent import Agent, Answer, StepEvent, TokenEvent
+from agents.errors import ConfigError, MultigrainError
+from agents.settings import Settings, load_settings
+from agents.state import Citation
+from retrieval.config import IndexConfig
+from retrieval.index import Index
+
+# ----- settings, index and agent (cached per settings) ----------------------------------------------
+
+
+def _settings_with_key(overrides: dict[str, Any], key: SecretStr | None) -> Settings:
+    merged = {**overrides, "llm": {**overrides.get("llm", {}), **({"api_key": key} if key else {})}}
+    return load_settings(merged)
+
+
+@st.cache_resource(show_spinner="Opening the index…")
+def _open_index(fingerprint: str, _config: IndexConfig) -> Index:
+    return Index(_config)
+
+
+@st.cache_resource(show_spinner="Preparing the agent…")
+def _open_agent(fingerprint: str, _settings: Settings, _index: Index) -> Agent:
+    return Agent(_settings, index=_index)
+
+
+def _agent(settings: Settings) -> Agent:
+    index = _open_index(view.fingerprint(settings.index), settings.index)
+    return _open_agent(view.settings_fingerprint(settings), settings, index)
+
+
+# ----- sidebar: conversations and settings ----------------------------------------------------------
+
+
+def _new_thread() -> None:
+    st.session_state.thread_id = uuid.uuid4().hex
+
+
+def _conversations(agent: Agent) -> None:
+    st.button("➕ New conversation", on_click=_new_thread, width="stretch")
+    current = st.session_state.thread_id
+    stored = agent.threads()[:30]
+    options = stored if current in stored else [current, *stored]
+    labels = {t: view.thread_label(agent.history(t)) for t in options}
+    chosen = st.radio("Conversations", options, index=options.index(current), format_func=labels.__getitem__)
+    if chosen != current:
+        st.session_state.thread_id = chosen
+        st.rerun()
+
+
+def _init_form(settings: Settings) -> None:
+    defaults: dict[str, Any] = {
+        "set_base_url": settings.llm.base_url or "",
+        "set_model": settings.llm.model,
+        "set_api_key": "",
+        "set_retrieve_k": settings.retrieve.k,
+        "set_rerank_k": settings.rerank.k,
+        "set_route_min": settings.route.min_docs,
+        "set_route_max": settings.route.max_docs,
+        **{f"set_{s}": getattr(settings, s).enabled for s in view.SWITCHABLE_STAGES},
+    }
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+
+
+def _form_settings() -> tuple[dict[str, Any], SecretStr | None]:
+    state = st.session_state
+    overrides = view.settings_overrides(
+        base_url=state.set_base_url,
+        model=state.set_model,
+        stages={s: state[f"set_{s}"] for s in view.SWITCHABLE_STAGES},
+        retrieve_k=int(state.set_retrieve_k),
+        rerank_k=int(state.set_rerank_k),
+        route_min=int(state.set_route_min),
+        route_max=int(state.set_route_max),
+    )
+    typed = state.set_api_key.strip()
+    return overrides, SecretStr(typed) if typed else state.get("api_key")
+
+
+def _apply_settings() -> None:
+    overrides, key = _form_settings()
+    try:
+        _settings_with_key(overrides, key)
+    except ConfigError as exc:
+        st.session_state.settings_message = ("error", str(exc))
+        return
+    st.session_state.overrides, st.session_state.api_key = overrides, key
+    st.session_state.set_api_key = ""
+    st.session_state.settings_message = ("success", "Settings applied; the next question uses them.")
+
+
+def _test_connection() -> None:
+    overrides, key = _form_settings()
+    try:
+        result = view.check_connection(_settings_with_key(overrides, key))
+    except ConfigError as exc:
+        result = view.ConnectionResult(False, str(exc))
+    st.session_state.settings_message = ("success" if result.ok else "error", result.message)
+
+
+def _forget_key() -> None:
+    st.session_state.api_key = None
+    st.session_state.settings_message = ("success", "The API key entered here was forgotten.")
+
+
+def _settings_panel(settings: Settings) -> None:
+    _init_form(settings)
+    has_key = settings.llm.api_key is not None
+    with st.form("settings", border=False):
+        st.text_input("LLM base URL", key="set_base_url", placeholder="https://api.openai.com/v1")
+        st.text_input("Model", key="set_model")
+        hint = "a key is set (hidden)" if has_key else "none: offline unless a base URL is set"
+        st.text_input("API key", key="set_api_key", type="password", placeholder=hint)
+        st.caption("Stages")
+        for stage in view.SWITCHABLE_STAGES:
+            st.toggle(stage, key=f"set_{stage}")
+        st.number_input("Passages retrieved (retrieve.k)", min_value=1, max_value=200, key="set_retrieve_k")
+        st.number_input("Passages kept by rerank (rerank.k)", min_value=1, max_value=50, key="set_rerank_k")
+        st.number_input("Fewest documents routed", min_value=1, key="set_route_min")
+        st.number_input("Most documents routed", min_value=1, key="set_route_max")
+        apply_col, test_col = st.columns(2)
+        apply_col.form_submit_button("Apply", on_click=_apply_settings, type="primary")
+        test_col.form_submit_button("Test connection", on_click=_test_connection)
+    if st.session_state.get("api_key") is not None:
+        st.button("Forget the API key", on_click=_forget_key)
+    message = st.session_state.get("settings_message")
+    if message:
+        (st.success if message[0] == "success" else st.error)(message[1])
+
+
+def _sidebar(agent: Agent) -> None:
+    with st.sidebar:
+        st.title("Multigrain")
+        st.caption(f"Mode: {agent.mode}")
+        _conversations(agent)
+        with st.expander("⚙️ Settings"):
+            _settings_panel(agent.settings)
+
+
+# ----- the library ----------------------------------------------------------------------------------
+
+
+def _progress_callback(bar: Any) -> Any:
+    def report(done: int, total: int, path: str) -> None:
+        bar.progress(done / max(total, 1), text=f"Reading and indexing {done}/{total}: {Path(path).name}")
+
+    return report
+
+
+def _load_demo(index: Index) -> None:
+    bar = st.progress(0.0, text="Loading the demo corpus…")
+    with view.demo_folder() as folder:
+        report = index.ingest([folder], base=folder, progress=_progress_callback(bar))
+    outcome = view.UploadOutcome(added=report.added, replaced=report.replaced, unchanged=report.unchanged,
+                                 failed=report.failed)
+    st.session_state.upload_outcome = outcome
+    st.rerun()
+
+
+def _demo_offer(index: Index, *, where: str) -> None:
+    st.info("The library is empty. Upload your own files in the Library tab, or start with the demo corpus "
+            "(8 short articles: the Rosetta Stone, honeybees, the James Webb telescope, sourdough and more).")
+    if st.button("Load the demo corpus", type="primary", key=f"demo-{where}"):
+        _load_demo(index)
+
+
+def _show_outcome() -> None:
+    outcome: view.UploadOutcome | None = st.session_state.get("upload_outcome")
+    if outcome is None:
+        return
+    done = [*outcome.added, *outcome.replaced]
+    if done:
+        st.success(f"Added {len(done)} document(s): {', '.join(done)}")
+    if outcome.unchanged:
+        st.info(f"Already in the library, unchanged: {', '.join(outcome.unchanged)}")
+    for name, reason in outcome.failed:
+        st.error(f"{name}: {reason}")
+
+
+def _upload(index: Index, settings: Settings) -> None:
+    limit = settings.index.max_file_mb
+    st.caption(f"Accepted: {', '.join('.' + t for t in view.upload_types())} · up to {limit:g} MB per file")
+    key = f"uploader-{st.session_state.get('uploader_round', 0)}"
+    uploads = st.file_uploader(
+        "Add files to the library", type=view.upload_types(), accept_multiple_files=True, key=key,
+        max_upload_size=math.ceil(limit),
+    )
+    if uploads and st.button(f"Ingest {len(uploads)} file(s)", type="primary"):
+        bar = st.progress(0.0, text="Saving the files…")
+        st.session_state.upload_outcome = view.ingest_uploads(
+            index, [(u.name, u.getvalue()) for u in uploads], settings.home / "uploads",
+            progress=_progress_callback(bar),
+        )
+        st.session_state.uploader_round = st.session_state.get("uploader_round", 0) + 1
+        st.rerun()
+    _show_outcome()
+
+
+def _remove(index: Index, doc_id: str, folder: Path) -> None:
+    removed = view.remove_document(index, doc_id, folder)
+    st.session_state.upload_outcome = None
+    st.session_state.library_message = f"Removed {doc_id}." if removed else f"{doc_id} was already gone."
+
+
+def _library(agent: Agent) -> None:
+    index, settings = agent.index, agent.settings
+    _upload(index, settings)
+    profiles = index.documents()
+    st.subheader(f"Documents ({len(profiles)})")
+    if st.session_state.get("library_message"):
+        st.caption(st.session_state.pop("library_message"))
+    if not profiles:
+        _demo_offer(index, where="library")
+    for profile in profiles:
+        with st.expander(f"📄 {profile.title} — {profile.chunks} chunks"):
+            st.write(profile.summary)
+            st.caption(f"Keywords: {', '.join(profile.keywords)}")
+            st.caption(f"id `{profile.doc_id}` · {profile.sentences} sentences · {profile.pages} pages · "
+                       f"{profile.chars:,} characters · {profile.source}")
+            st.button("Remove from the library", key=f"remove-{profile.doc_id}", on_click=_remove,
+                      args=(index, profile.doc_id, settings.home / "uploads"))
+
+
+# ----- one answer -----------------------------------------------------------------------------------
+
+
+def _follow(key: str, number: int) -> None:
+    followed = (key, number)
+    st.session_state.followed = None if st.session_state.get("followed") == followed else followed
+
+
+def _source_panel(index: Index, answer: Answer, citation: Citation) -> None:
+    passage = next((p for p in answer.passages if p["chunk_id"] == citation["chunk_id"]), None)
+    try:
+        document = index.document(citation["doc_id"])
+    except MultigrainError as exc:
+        st.warning(f"The source is no longer in the library: {exc}")
+        return
+    shown = view.source_view(document, citation, passage=passage)
+    where = " · ".join(part for part in (shown.section, f"p. {shown.page}" if shown.page else "") if part)
+    with st.container(border=True):
+        st.markdown(f"**{shown.title}**  \n{where}" if where else f"**{shown.title}**")
+        st.markdown(shown.html, unsafe_allow_html=True)
+        verdict = view.VERDICT_SYMBOLS.get(citation["verdict"], "")
+        st.caption(f"{verdict} {citation['verdict']} (support {citation['support']:.2f}) · characters "
+                   f"{citation['start']}–{citation['end']} of `{shown.doc_id}`")
+        if not shown.exact:
+            st.warning("The text at this span differs from the quote the verifier recorded.")
+
+
+def _citations(index: Index, answer: Answer, key: str) -> None:
+    if not answer.citations:
+        return
+    st.caption("Sources: click one to see the passage it quotes")
+    followed = st.session_state.get("followed")
+    for citation in answer.citations:
+        number = citation["number"]
+        st.button(
+            view.citation_label(citation), key=f"cite-{key}-{number}", on_click=_follow, args=(key, number),
+            help=f"{citation['verdict']}: {citation['quote']}", type="tertiary",
+        )
+        if followed == (key, number):
+            _source_panel(index, answer, citation)
+
+
+def _degraded(answer: Answer, step: str) -> None:
+    entry = view.trace_entry(answer.trace, step)
+    for why in entry["degraded"] if entry else []:
+        st.warning(f"{step} degraded: {why}")
+
+
+def _table(rows: list[dict[str, Any]]) -> None:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _expansion(answer: Answer) -> None:
+    _degraded(answer, "expand")
+    _table(view.expansion_rows(answer.variants))
+
+
+def _routing(answer: Answer) -> None:
+    _degraded(answer, "route")
+    if not answer.routed:
+        st.info("Routing was off: the whole library was searched.")
+        return
+    left, right = st.columns(2)
+    left.metric("Confidence", f"{answer.route_confidence:.2f}")
+    right.metric("Widened", "yes" if answer.widened else "no")
+    rows = view.routing_rows(answer.routed)
+    st.bar_chart(pd.DataFrame(rows), x="document", y="score", color="status", horizontal=True, sort="-score")
+    _table(rows)
+
+
+def _retrieval(answer: Answer) -> None:
+    _degraded(answer, "retrieve")
+    tables = view.retrieval_tables(answer.retrieved_by_variant, answer.variants, view.chunk_titles(answer))
+    for name, rows in tables.items():
+        st.markdown(f"**{name}**")
+        _table(rows)
+    st.markdown("**After fusion**")
+    _table(view.fused_rows(answer.retrieved))
+
+
+def _rerank(answer: Answer) -> None:
+    _degraded(answer, "rerank")
+    entry = view.trace_entry(answer.trace, "rerank")
+    if entry is not None and entry["skipped"]:
+        st.info("Rerank was off for this answer: the passages kept their retrieval order.")
+    _table(view.rerank_rows(answer.trace, view.chunk_titles(answer)))
+
+
+def _verification(answer: Answer) -> None:
+    _degraded(answer, "answer")
+    _degraded(answer, "verify")
+    _table(view.sentence_rows(answer.sentences))
+    entry = view.trace_entry(answer.trace, "verify")
+    for removed in entry["outputs"].get("removed", []) if entry else []:
+        where = f"sentence {removed['sentence'] + 1}"
+        st.warning(f"Citation [{removed['number']}] removed from {where}: {removed['why']}")
+
+
+def _steps(answer: Answer) -> None:
+    rows = view.step_rows(answer.trace)
+    _table(rows)
+    seconds, calls, tokens = (sum(r[name] for r in rows) for name in ("seconds", "LLM calls", "tokens"))
+    st.caption(f"Total: {seconds:.2f} s · {calls} LLM calls · {tokens} tokens · {answer.mode}")
+
+
+PANELS = (
+    ("Query expansion", _expansion),
+    ("Routing", _routing),
+    ("Retrieval", _retrieval),
+    ("Rerank", _rerank),
+    ("Answer & verification", _verification),
+    ("Steps: time, LLM calls, tokens", _steps),
+)
+
+
+def _render_answer(index: Index, answer: Answer, key: str) -> None:
+    for notice in answer.notices:
+        st.info(notice, icon="ℹ️")
+    if answer.sentences:
+        st.markdown(view.answer_html(answer.sentences), unsafe_allow_html=True)
+    else:
+        st.markdown(view.plain_html(answer.text or "(no answer)"), unsafe_allow_html=True)
+    _citations(index, answer, key)
+    for title, panel in PANELS:
+        with st.expander(title):
+            panel(answer)
+
+
+# ----- the chat -------------------------------------------------------------------------------------
+
+
+def _stream_answer(agent: Agent, question: str, thread: str) -> Answer | None:
+    status = st.status(f"{view.STAGES['expand']}…", expanded=True)
+    slot = st.empty()
+    written, started, answer = "", time.perf_counter(), None
+    try:
+        for event in agent.stream(question, thread_id=thread):
+            if isinstance(event, TokenEvent):
+                written += event.text
+                slot.markdown(view.plain_html(written + " ▌"), unsafe_allow_html=True)
+            elif isinstance(event, StepEvent):
+                status.write(view.step_line(event.entry))
+                status.update(label=view.next_stage_label(event.step))
+                written = "" if event.step == "answer" else written
+            else:
+                answer = event
+    except MultigrainError as exc:
+        status.update(label="Failed", state="error")
+        st.error(str(exc))
+        return None
+    elapsed = time.perf_counter() - started
+    status.update(label=f"Answered in {elapsed:.1f} s", state="complete", expanded=False)
+    slot.empty()
+    return answer
+
+
+def _history(agent: Agent, thread: str) -> list[Answer]:
+    answers: dict[str, list[Answer]] = st.session_state.setdefault("answers", {})
+    rich = answers.setdefault(thread, [])
+    stored = agent.history(thread)
+    for turn in stored[: max(0, len(stored) - len(rich))]:
+        st.chat_message("user").write(turn.get("question", ""))
+        st.chat_message("assistant").write(turn.get("answer", ""))
+    for i, answer in enumerate(rich):
+        st.chat_message("user").write(answer.question)
+        with st.chat_message("assistant"):
+            _render_answer(agent.index, answer, f"{thread[:8]}-{i}")
+    return rich
+
+
+def _chat(agent: Agent) -> None:
+    if not agent.index.documents():
+        _demo_offer(agent.index, where="chat")
+        _show_outcome()
+    thread = st.session_state.thread_id
+    rich = _history(agent, thread)
+    question = st.chat_input("Ask a question about your documents")
+    if not question:
+        return
+    st.chat_message("user").write(question)
+    with st.chat_message("assistant"):
+        answer = _stream_answer(agent, question, thread)
+        if answer is not None:
+            rich.append(answer)
+            _render_answer(agent.index, answer, f"{thread[:8]}-{len(rich) - 1}")
+
+
+def main() -> None:
+    """Lay out the page: sidebar (conversations, settings), then the Chat and Library tabs."""
+    st.set_page_config(page_title="Multigrain", page_icon="🌾", layout="wide")
+    st.markdown(view.STYLE, unsafe_allow_html=True)
+    st.session_state.setdefault("thread_id", uuid.uuid4().hex)
+    try:
+        settings = _settings_with_key(st.session_state.get("overrides", {}), st.session_state.get("api_key"))
+    except ConfigError as exc:
+        st.error(str(exc))
+        st.stop()
+    agent = _agent(settings)
+    _sidebar(agent)
+    chat_tab, library_tab = st.tabs(["💬 Chat", "📚 Library"])
+    with library_tab:
+        _library(agent)
+    with chat_tab:
+        _chat(agent)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The benchmarks on tiny inputs: ingestion against the raw embedder, query latency on synthetic indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agents.eval.bench import RecordingEmbedder, build_synthetic_index, run_ingest_bench, run_query_bench
+from retrieval.config import IndexConfig
+from retrieval.index import Index
+from tests.agents.eval.test_runner import DOCS, offline_settings, write_dataset
+
+
+@pytest.mark.parametrize(("max_docs", "documents"), [(None, len(DOCS)), (2, 2)])
+def test_ingest_bench_compares_the_same_work(
+    tmp_path: Path, max_docs: int | None, documents: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = write_dataset(tmp_path / "tiny")
+    result = run_ingest_bench(dataset, settings=offline_settings(tmp_path / "home"), max_docs=max_docs)
+    assert result["documents"] == documents
+    assert result["chunks"] >= documents and result["sentences"] > result["chunks"]
+    assert result["ingest_tokens"] == result["raw_tokens"] > 0
+    assert result["ratio"] > 0
+    assert result["ingest_tokens_per_s"] > 0 and result["raw_tokens_per_s"] > 0
+    assert result["peak_rss_mb"] > 0
+    assert not (tmp_path / "home").exists()  # a fresh temporary index, not the user's
+    printed = capsys.readouterr().out
+    assert "ingest / raw" in printed and f"{result['ratio']:.2f}" in printed
+
+
+def test_recording_embedder_passes_vectors_through_and_counts_word_pieces(embedder: Any) -> None:
+    recorder = RecordingEmbedder(embedder)
+    texts = ["Worker bees perform a waggle dance.", "Basalt lava is runny."]
+    vectors = recorder.embed_documents(texts)
+    query = recorder.embed_query("waggle dance")
+    assert np.allclose(vectors, embedder.embed_documents(texts), atol=1e-5)
+    assert np.allclose(query, embedder.embed_query("waggle dance"), atol=1e-5)
+    assert recorder.requests == [texts, ["waggle dance"]]
+    assert recorder.stats.texts == 3
+    assert recorder.stats.tokens == sum(embedder.count_tokens([*texts, "waggle dance"]))
+
+
+def test_synthetic_index_is_consistent_and_searchable(tmp_path: Path, embedder: Any) -> None:
+    index = Index(IndexConfig(home=tmp_path), embedder=embedder)
+    corpus = build_synthetic_index(index, chunks=200, questions=4, seed=7)
+    assert (corpus.documents, corpus.chunks) == (20, 200)
+    assert index.stats()["chunks"] == 200 and index.stats()["sentences"] == corpus.sentences
+    assert len(index.documents()) == 20
+    hit = index.bm25_chunks(corpus.questions[0], 1)[0]
+    assert index.document(hit.doc_id).text[hit.start : hit.end] == hit.text
+    words = set(corpus.questions[0].removeprefix("What about ").removesuffix("?").split())
+    assert words & set(hit.text.lower().replace(".", "").split())
+    vector = index.dense_chunks(
+        index.store.get("chunks", ids=[hit.chunk_id], with_vectors=True)[0].vector, 10
+    )
+    assert sum(h.doc_id == hit.doc_id for h in vector) >= 8  # chunks of one document share its topic vector
+
+
+def test_query_bench_times_both_modes_at_every_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_query_bench(settings=offline_settings(tmp_path / "home"), sizes=(200, 400), queries=3)
+    assert list(result["sizes"]) == ["200", "400"]
+    for size, row in result["sizes"].items():
+        assert row["chunks"] == int(size) and row["documents"] == int(size) // 10
+        for mode in ("routed", "unrouted"):
+            assert 0 < row[mode]["search_p50"] <= row[mode]["p50"] <= row[mode]["p95"]
+    assert "within" in result["scaling"]["routed_statement"]
+    assert "synthetic" in result["vectors"]
+    printed = capsys.readouterr().out
+    assert "routed p50/p95 ms" in printed and result["scaling"]["unrouted_statement"] in printed

@@ -51,7 +51,7 @@ def _new_thread() -> None:
 
 
 def _conversations(agent: Agent) -> None:
-    st.button("➕ New conversation", on_click=_new_thread, width="stretch")
+    st.button("New conversation", icon=":material/add_comment:", on_click=_new_thread, width="stretch")
     current = st.session_state.thread_id
     stored = agent.threads()[:30]
     options = stored if current in stored else [current, *stored]
@@ -148,7 +148,7 @@ def _sidebar(agent: Agent) -> None:
         st.title("Multigrain")
         st.caption(f"Mode: {agent.mode}")
         _conversations(agent)
-        with st.expander("⚙️ Settings"):
+        with st.expander("Settings", icon=":material/settings:"):
             _settings_panel(agent.settings)
 
 
@@ -166,15 +166,18 @@ def _load_demo(index: Index) -> None:
     bar = st.progress(0.0, text="Loading the demo corpus…")
     with view.demo_folder() as folder:
         report = index.ingest([folder], base=folder, progress=_progress_callback(bar))
-    outcome = view.UploadOutcome(added=report.added, replaced=report.replaced, unchanged=report.unchanged,
-                                 failed=report.failed)
+    outcome = view.UploadOutcome(
+        added=report.added, replaced=report.replaced, unchanged=report.unchanged, failed=report.failed
+    )
     st.session_state.upload_outcome = outcome
     st.rerun()
 
 
 def _demo_offer(index: Index, *, where: str) -> None:
-    st.info("The library is empty. Upload your own files in the Library tab, or start with the demo corpus "
-            "(8 short articles: the Rosetta Stone, honeybees, the James Webb telescope, sourdough and more).")
+    st.info(
+        "The library is empty. Upload your own files in the Library tab, or start with the demo corpus "
+        "(8 short articles: the Rosetta Stone, honeybees, the James Webb telescope, sourdough and more)."
+    )
     if st.button("Load the demo corpus", type="primary", key=f"demo-{where}"):
         _load_demo(index)
 
@@ -197,13 +200,18 @@ def _upload(index: Index, settings: Settings) -> None:
     st.caption(f"Accepted: {', '.join('.' + t for t in view.upload_types())} · up to {limit:g} MB per file")
     key = f"uploader-{st.session_state.get('uploader_round', 0)}"
     uploads = st.file_uploader(
-        "Add files to the library", type=view.upload_types(), accept_multiple_files=True, key=key,
+        "Add files to the library",
+        type=view.upload_types(),
+        accept_multiple_files=True,
+        key=key,
         max_upload_size=math.ceil(limit),
     )
     if uploads and st.button(f"Ingest {len(uploads)} file(s)", type="primary"):
         bar = st.progress(0.0, text="Saving the files…")
         st.session_state.upload_outcome = view.ingest_uploads(
-            index, [(u.name, u.getvalue()) for u in uploads], settings.home / "uploads",
+            index,
+            [(u.name, u.getvalue()) for u in uploads],
+            settings.home / "uploads",
             progress=_progress_callback(bar),
         )
         st.session_state.uploader_round = st.session_state.get("uploader_round", 0) + 1
@@ -227,13 +235,20 @@ def _library(agent: Agent) -> None:
     if not profiles:
         _demo_offer(index, where="library")
     for profile in profiles:
-        with st.expander(f"📄 {profile.title} — {profile.chunks} chunks"):
+        with st.expander(f"{profile.title} — {profile.chunks} chunks", icon=":material/description:"):
             st.write(profile.summary)
             st.caption(f"Keywords: {', '.join(profile.keywords)}")
-            st.caption(f"id `{profile.doc_id}` · {profile.sentences} sentences · {profile.pages} pages · "
-                       f"{profile.chars:,} characters · {profile.source}")
-            st.button("Remove from the library", key=f"remove-{profile.doc_id}", on_click=_remove,
-                      args=(index, profile.doc_id, settings.home / "uploads"))
+            st.caption(
+                f"id `{profile.doc_id}` · {profile.sentences} sentences · {profile.pages} pages · "
+                f"{profile.chars:,} characters · {profile.source}"
+            )
+            st.button(
+                "Remove from the library",
+                key=f"remove-{profile.doc_id}",
+                on_click=_remove,
+                icon=":material/delete:",
+                args=(index, profile.doc_id, settings.home / "uploads"),
+            )
 
 
 # ----- one answer -----------------------------------------------------------------------------------
@@ -252,13 +267,16 @@ def _source_panel(index: Index, answer: Answer, citation: Citation) -> None:
         st.warning(f"The source is no longer in the library: {exc}")
         return
     shown = view.source_view(document, citation, passage=passage)
-    where = " · ".join(part for part in (shown.section, f"p. {shown.page}" if shown.page else "") if part)
+    where = [f"Section: {shown.section}" if shown.section else "", f"page {shown.page}" if shown.page else ""]
     with st.container(border=True):
-        st.markdown(f"**{shown.title}**  \n{where}" if where else f"**{shown.title}**")
+        st.markdown(f"**{shown.title}**")
+        st.caption(" · ".join(part for part in where if part) or "No section or page")
         st.markdown(shown.html, unsafe_allow_html=True)
         verdict = view.VERDICT_SYMBOLS.get(citation["verdict"], "")
-        st.caption(f"{verdict} {citation['verdict']} (support {citation['support']:.2f}) · characters "
-                   f"{citation['start']}–{citation['end']} of `{shown.doc_id}`")
+        st.caption(
+            f"{verdict} {citation['verdict']} (support {citation['support']:.2f}) · characters "
+            f"{citation['start']}–{citation['end']} of `{shown.doc_id}`"
+        )
         if not shown.exact:
             st.warning("The text at this span differs from the quote the verifier recorded.")
 
@@ -271,8 +289,12 @@ def _citations(index: Index, answer: Answer, key: str) -> None:
     for citation in answer.citations:
         number = citation["number"]
         st.button(
-            view.citation_label(citation), key=f"cite-{key}-{number}", on_click=_follow, args=(key, number),
-            help=f"{citation['verdict']}: {citation['quote']}", type="tertiary",
+            view.citation_label(citation),
+            key=f"cite-{key}-{number}",
+            on_click=_follow,
+            args=(key, number),
+            help=f"{citation['verdict']}: {citation['quote']}",
+            icon=":material/format_quote:",
         )
         if followed == (key, number):
             _source_panel(index, answer, citation)
@@ -353,9 +375,11 @@ PANELS = (
 
 def _render_answer(index: Index, answer: Answer, key: str) -> None:
     for notice in answer.notices:
-        st.info(notice, icon="ℹ️")
+        st.info(notice, icon=":material/info:")
     if answer.sentences:
         st.markdown(view.answer_html(answer.sentences), unsafe_allow_html=True)
+        if any(sentence["verdict"] for sentence in answer.sentences):
+            st.markdown(view.LEGEND_HTML, unsafe_allow_html=True)
     else:
         st.markdown(view.plain_html(answer.text or "(no answer)"), unsafe_allow_html=True)
     _citations(index, answer, key)
@@ -412,11 +436,12 @@ def _chat(agent: Agent) -> None:
         _show_outcome()
     thread = st.session_state.thread_id
     rich = _history(agent, thread)
+    latest = st.container()
     question = st.chat_input("Ask a question about your documents")
     if not question:
         return
-    st.chat_message("user").write(question)
-    with st.chat_message("assistant"):
+    latest.chat_message("user").write(question)
+    with latest.chat_message("assistant"):
         answer = _stream_answer(agent, question, thread)
         if answer is not None:
             rich.append(answer)
@@ -435,7 +460,7 @@ def main() -> None:
         st.stop()
     agent = _agent(settings)
     _sidebar(agent)
-    chat_tab, library_tab = st.tabs(["💬 Chat", "📚 Library"])
+    chat_tab, library_tab = st.tabs(["Chat", "Library"])
     with library_tab:
         _library(agent)
     with chat_tab:

@@ -1,7 +1,14 @@
 """Multigrain's Python API: an Agent that answers questions over an Index with checked citations."""
 
-from agents.agent import Agent, Answer, StepEvent, TokenEvent
-from agents.errors import CitationError, ConfigError, LLMError, LLMOutputError, MultigrainError, RetrievalError
+from agents.agent import Agent, Answer, ResetEvent, StepEvent, TokenEvent
+from agents.errors import (
+    CitationError,
+    ConfigError,
+    LLMError,
+    LLMOutputError,
+    MultigrainError,
+    RetrievalError,
+)
 from agents.settings import Settings, load_settings
 from retrieval.index import Index
 
@@ -14,6 +21,7 @@ __all__ = [
     "LLMError",
     "LLMOutputError",
     "MultigrainError",
+    "ResetEvent",
     "RetrievalError",
     "Settings",
     "StepEvent",

@@ -69,7 +69,14 @@ class TokenEvent:
     text: str
 
 
-Event = StepEvent | TokenEvent | Answer
+@dataclass(frozen=True)
+class ResetEvent:
+    """The answer streamed so far is withdrawn (a retry or a fallback follows); ``reason`` says why."""
+
+    reason: str
+
+
+Event = StepEvent | TokenEvent | ResetEvent | Answer
 
 
 class Agent:
@@ -93,7 +100,9 @@ class Agent:
         """'offline', or the model and endpoint the LLM stages use."""
         if self.llm is None:
             return "offline"
-        return f"llm: {self.settings.llm.model} at {self.settings.llm.base_url or 'https://api.openai.com/v1'}"
+        return (
+            f"llm: {self.settings.llm.model} at {self.settings.llm.base_url or 'https://api.openai.com/v1'}"
+        )
 
     def _context(self) -> RunContext:
         return RunContext(
@@ -129,6 +138,8 @@ class Agent:
             ):
                 if mode == "custom" and payload.get("type") == "token":
                     yield TokenEvent(text=payload["text"])
+                elif mode == "custom" and payload.get("type") == "reset":
+                    yield ResetEvent(reason=payload.get("reason", ""))
                 elif mode == "updates":
                     for step, update in payload.items():
                         for entry in (update or {}).get("trace", []):
@@ -143,7 +154,9 @@ class Agent:
             notices.insert(0, OFFLINE_NOTICE)
         flagged = [s for s in state.get("sentences", []) if s.get("verdict") == "unsupported"]
         if flagged:
-            notices.append(f"{len(flagged)} sentence(s) could not be verified against the sources and are flagged")
+            notices.append(
+                f"{len(flagged)} sentence(s) could not be verified against the sources and are flagged"
+            )
         return Answer(
             question=question,
             text=state.get("answer_text", ""),

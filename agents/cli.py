@@ -215,8 +215,9 @@ def docs(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list
     elif not profiles:
         typer.echo("The index is empty; add documents with `multigrain ingest PATH` or `multigrain demo`.")
     else:
-        rows = [(d.doc_id, d.title, d.chunks, d.pages, ", ".join(d.keywords[:MAX_KEYWORDS]))
-                for d in profiles]
+        rows = [
+            (d.doc_id, d.title, d.chunks, d.pages, ", ".join(d.keywords[:MAX_KEYWORDS])) for d in profiles
+        ]
         typer.echo(_table(rows, headers=("doc_id", "title", "chunks", "pages", "keywords")))
 
 
@@ -267,26 +268,24 @@ def citation_line(citation: Citation) -> str:
     if len(quote) > MAX_QUOTE_CHARS:
         quote = quote[: MAX_QUOTE_CHARS - 1].rstrip() + "…"
     verdict = typer.style(citation["verdict"], fg=VERDICT_COLOURS.get(citation["verdict"]))
-    return f"[{citation['number']}] {citation['title']}{page} — {verdict} — \"{quote}\""
+    return f'[{citation["number"]}] {citation["title"]}{page} — {verdict} — "{quote}"'
 
 
 def _stream_answer(agent: Agent, question: str, thread: str | None) -> Answer:
     """Steps to stderr and the answer's tokens to stdout as they come; the final ``Answer``."""
-    from agents.agent import Answer, StepEvent, TokenEvent
+    from agents.agent import Answer, ResetEvent, StepEvent, TokenEvent
 
     answer: Answer | None = None
     streamed: list[str] = []
-    attempt_over = False
     for event in agent.stream(question, thread_id=thread):
         if isinstance(event, StepEvent):
-            if event.step == "answer" and streamed:
-                typer.echo()
-                attempt_over = True
             typer.secho(step_line(event.entry), err=True, dim=True)
+        elif isinstance(event, ResetEvent):
+            if streamed:
+                typer.echo()
+            typer.secho(f"↻ {event.reason}", err=True, dim=True)
+            streamed = []
         elif isinstance(event, TokenEvent):
-            if attempt_over:
-                typer.secho("↻ rewriting the answer with the verify stage's feedback", err=True, dim=True)
-                streamed, attempt_over = [], False
             typer.echo(event.text, nl=False)
             streamed.append(event.text)
         elif isinstance(event, Answer):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
@@ -41,6 +43,19 @@ class RunContext:
     llm: ChatModel | None
     ledger: UsageLedger
     budget: CallBudget
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of texts, each text embedded at most once per question (route and retrieve share them)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            for text, vector in zip(missing, self.index.embedder.embed_documents(missing), strict=True):
+                self._vectors[text] = vector
+        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One text's embedding, cached like :meth:`embed`."""
+        return self.embed([text])[0]
 
     def model_for(self, stage: str, calls: int = 1) -> ChatModel | None:
         """The model if one is configured and the budget allows ``calls`` more calls, else None."""

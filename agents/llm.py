@@ -372,7 +372,8 @@ class ChatModel:
         return f"HTTP {status} from {url}: the request was refused ({detail})"
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        """Mask the API key; a key too short to be secret (a local server's "x") is left alone."""
+        return text.replace(self._secret, "***") if len(self._secret or "") >= 8 else text
 
     def _safe_cause(self, exc: BaseException) -> BaseException | None:
         """The exception to chain, or None if the server echoed the key into it."""

@@ -23,10 +23,18 @@ class ExpandConfig(_Stage):
 
     enabled: bool = Field(True, description="Run the expand stage.")
     rewrites: int = Field(3, ge=0, le=8, description="Rewrites of the question.")
-    pseudo_docs: int = Field(1, ge=0, le=4, description="query2doc pseudo-documents (LLM) or feedback passages (offline).")
-    feedback_k: int = Field(3, ge=1, le=20, description="Offline: first-pass passages used as pseudo-relevance feedback.")
-    expansion_terms: int = Field(8, ge=0, le=40, description="Offline: RM3-style terms added to the keyword query.")
-    question_repeats: int = Field(3, ge=1, le=10, description="MuGI: times the question is repeated beside pseudo-docs.")
+    pseudo_docs: int = Field(
+        1, ge=0, le=4, description="query2doc pseudo-documents (LLM) or feedback passages (offline)."
+    )
+    feedback_k: int = Field(
+        3, ge=1, le=20, description="Offline: first-pass passages used as pseudo-relevance feedback."
+    )
+    expansion_terms: int = Field(
+        8, ge=0, le=40, description="Offline: RM3-style terms added to the keyword query."
+    )
+    question_repeats: int = Field(
+        3, ge=1, le=10, description="MuGI: times the question is repeated beside pseudo-docs."
+    )
 
 
 class RouteConfig(_Stage):
@@ -36,15 +44,21 @@ class RouteConfig(_Stage):
     min_docs: int = Field(5, ge=1, description="Fewest documents kept.")
     max_docs: int = Field(30, ge=1, description="Most documents kept.")
     candidates: int = Field(100, ge=1, description="Documents scored by each signal before fusion.")
-    chunk_probe_k: int = Field(50, ge=0, description="Corpus-wide chunks whose best scores vote for their documents.")
+    chunk_probe_k: int = Field(
+        50, ge=0, description="Corpus-wide chunks whose best scores vote for their documents."
+    )
     low_confidence: float = Field(0.2, ge=0, le=1, description="Below this confidence the search widens.")
     widen_factor: int = Field(3, ge=1, description="How many times more documents a widened search keeps.")
-    llm_judge: bool = Field(False, description="With an LLM: let it choose among the top candidates' profiles.")
+    llm_judge: bool = Field(
+        False, description="With an LLM: let it choose among the top candidates' profiles."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> RouteConfig:
         if self.min_docs > self.max_docs:
-            raise ValueError(f"route.min_docs ({self.min_docs}) must not exceed route.max_docs ({self.max_docs})")
+            raise ValueError(
+                f"route.min_docs ({self.min_docs}) must not exceed route.max_docs ({self.max_docs})"
+            )
         return self
 
 
@@ -71,8 +85,12 @@ class RerankConfig(_Stage):
 class AnswerConfig(_Stage):
     """The cited answer."""
 
-    max_sentences: int = Field(4, ge=1, le=20, description="Offline: sentences quoted in an extractive answer.")
-    min_support: float = Field(0.35, ge=0, le=1, description="Offline: least similarity for a sentence to be quoted.")
+    max_sentences: int = Field(
+        4, ge=1, le=20, description="Offline: sentences quoted in an extractive answer."
+    )
+    min_support: float = Field(
+        0.35, ge=0, le=1, description="Offline: least similarity for a sentence to be quoted."
+    )
     max_tokens: int = Field(600, ge=50, description="LLM: longest answer.")
 
 
@@ -80,8 +98,12 @@ class VerifyConfig(_Stage):
     """The check of every cited sentence."""
 
     enabled: bool = Field(True, description="Run the verify stage.")
-    supported: float = Field(0.6, ge=0, le=1, description="Support score at or above which a sentence is supported.")
-    partial: float = Field(0.4, ge=0, le=1, description="Support score at or above which a sentence is partial.")
+    supported: float = Field(
+        0.6, ge=0, le=1, description="Support score at or above which a sentence is supported."
+    )
+    partial: float = Field(
+        0.4, ge=0, le=1, description="Support score at or above which a sentence is partial."
+    )
     retries: int = Field(1, ge=0, le=3, description="Times an unsupported answer goes back with feedback.")
     llm_judge: bool = Field(True, description="With an LLM: one batched entailment call.")
 
@@ -119,7 +141,9 @@ class Settings(BaseSettings):
         return not self.llm.enabled
 
 
-def load_settings(overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None
+) -> Settings:
     """Settings from the environment (OPENAI_API_KEY and OPENAI_BASE_URL honoured), then ``overrides``."""
     env = os.environ if environ is None else environ
     llm: dict[str, Any] = {}

@@ -29,6 +29,7 @@ from retrieval.models import Document
 
 __all__ = [
     "STAGES",
+    "LEGEND_HTML",
     "STYLE",
     "SWITCHABLE_STAGES",
     "VERDICT_SYMBOLS",
@@ -71,7 +72,7 @@ STAGES: Mapping[str, str] = {
     "verify": "Checking every citation",
 }
 SWITCHABLE_STAGES = ("expand", "route", "rerank", "verify")
-VERDICT_SYMBOLS: Mapping[str, str] = {"supported": "✅", "partial": "🟠", "unsupported": "❌"}
+VERDICT_SYMBOLS: Mapping[str, str] = {"supported": "✓", "partial": "◐", "unsupported": "✗"}
 SNIPPET_CHARS = 160
 THREAD_LABEL_CHARS = 48
 
@@ -85,6 +86,7 @@ STYLE = """
 .mg-unchecked { background: #f1f3f4; border-bottom-color: #9aa0a6; }
 .mg-source { white-space: pre-wrap; font-family: Georgia, serif; font-size: 0.95rem; line-height: 1.6;
   padding: 0.75rem 1rem; border-left: 4px solid #1a73e8; background: #f8f9fa; border-radius: 4px; }
+.mg-legend { font-size: 0.8rem; color: #5f6368; margin-top: 0.25rem; }
 mark.mg-quote { background: #ffe066; padding: 0 2px; border-radius: 2px; }
 </style>
 """
@@ -113,6 +115,14 @@ def answer_html(sentences: Sequence[AnswerSentence]) -> str:
             f'<span class="mg-sentence mg-{verdict}" title="{tip}">{_html_text(sentence["text"])}</span>'
         )
     return f'<div class="mg-answer">{" ".join(spans)}</div>'
+
+
+LEGEND_HTML = (
+    '<div class="mg-legend">Checked against the sources: '
+    '<span class="mg-sentence mg-supported">supported</span> '
+    '<span class="mg-sentence mg-partial">partly supported</span> '
+    '<span class="mg-sentence mg-unsupported">unsupported</span></div>'
+)
 
 
 def citation_label(citation: Citation) -> str:
@@ -224,8 +234,12 @@ def routing_rows(routed: Sequence[RoutedDoc]) -> list[dict[str, Any]]:
     for doc in sorted(routed, key=lambda d: -d["score"]):
         ranks = {f"{name} rank": int(rank) for name, rank in doc["signals"].items()}
         rows.append(
-            {"document": doc["title"] or doc["doc_id"], "score": doc["score"],
-             "status": "kept" if doc["kept"] else "dropped", **ranks}
+            {
+                "document": doc["title"] or doc["doc_id"],
+                "score": doc["score"],
+                "status": "kept" if doc["kept"] else "dropped",
+                **ranks,
+            }
         )
     return rows
 
@@ -264,8 +278,14 @@ def retrieval_tables(
 def fused_rows(passages: Sequence[Passage]) -> list[dict[str, Any]]:
     """The passages after reciprocal rank fusion, best first."""
     return [
-        {"rank": i, "chunk": p["chunk_id"], "document": p["title"], "section": p["section"],
-         "score": round(p["score"], 4), "text": _snippet(p["text"])}
+        {
+            "rank": i,
+            "chunk": p["chunk_id"],
+            "document": p["title"],
+            "section": p["section"],
+            "score": round(p["score"], 4),
+            "text": _snippet(p["text"]),
+        }
         for i, p in enumerate(passages, start=1)
     ]
 
@@ -280,10 +300,14 @@ def rerank_rows(trace: Sequence[TraceEntry], titles: Mapping[str, str]) -> list[
     for item in entry["outputs"].get("order", []):
         moved = int(item["before"]) - int(item["after"])
         rows.append(
-            {"after": item["after"], "before": item["before"],
-             "moved": f"▲ {moved}" if moved > 0 else f"▼ {-moved}" if moved < 0 else "–",
-             "kept": int(item["after"]) <= kept, "chunk": item["chunk_id"],
-             "document": titles.get(item["chunk_id"], "")}
+            {
+                "after": item["after"],
+                "before": item["before"],
+                "moved": f"▲ {moved}" if moved > 0 else f"▼ {-moved}" if moved < 0 else "–",
+                "kept": int(item["after"]) <= kept,
+                "chunk": item["chunk_id"],
+                "document": titles.get(item["chunk_id"], ""),
+            }
         )
     return rows
 

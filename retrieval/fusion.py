@@ -8,7 +8,9 @@ from typing import TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
-def rrf(rankings: Sequence[Sequence[K]], *, k: int = 60, weights: Sequence[float] | None = None) -> dict[K, float]:
+def rrf(
+    rankings: Sequence[Sequence[K]], *, k: int = 60, weights: Sequence[float] | None = None
+) -> dict[K, float]:
     """Reciprocal rank fusion: each ranked list gives weight / (k + rank) to each of its items."""
     weights = weights if weights is not None else [1.0] * len(rankings)
     fused: dict[K, float] = {}

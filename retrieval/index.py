@@ -31,7 +31,7 @@ from retrieval.journal import Journal
 from retrieval.lexical import LexicalIndex
 from retrieval.loaders import iter_files, load_file
 from retrieval.models import ChunkedDocument, Document, Span, Unit
-from retrieval.profiles import centroid, keywords, profile_text, summarize
+from retrieval.profiles import centroid, keywords, summarize
 from retrieval.store import ChromaStore, Metadata, Record
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
@@ -294,14 +294,19 @@ class Index:
             ci += len(item.chunks)
             si += len(item.sentences)
             center = centroid(cv)
-            summary = summarize(item.sentences, sv if sv is not None else np.zeros((0, 0)), center)
+            summary, chosen = summarize(item.sentences, sv if sv is not None else np.zeros((0, 0)), center)
+            profile = centroid(sv[chosen]) if sv is not None and chosen else center
             terms = keywords(item.document.title, item.document.text)
-            rows.append({"chunks": cv, "sentences": sv, "centroid": center, "summary": summary, "keywords": terms})
-        profile_vectors = self.embedder.embed_documents(
-            [profile_text(c.document.title, r["summary"], r["keywords"]) for c, r in zip(batch, rows, strict=True)]
-        )
-        for row, vector in zip(rows, profile_vectors, strict=True):
-            row["profile"] = vector
+            rows.append(
+                {
+                    "chunks": cv,
+                    "sentences": sv,
+                    "centroid": center,
+                    "profile": profile,
+                    "summary": summary,
+                    "keywords": terms,
+                }
+            )
         return rows
 
     def _write_batch(self, batch: list[ChunkedDocument], rows: list[dict[str, Any]]) -> None:
@@ -333,7 +338,11 @@ class Index:
                 vectors=row["chunks"],
             )
             self.store.upsert(
-                "centroids", ids=[doc.doc_id], texts=[doc.title], metadatas=[base], vectors=row["centroid"][None, :]
+                "centroids",
+                ids=[doc.doc_id],
+                texts=[doc.title],
+                metadatas=[base],
+                vectors=row["centroid"][None, :],
             )
         profile: Metadata = {
             **base,
@@ -352,7 +361,13 @@ class Index:
                 }
             ),
         }
-        self.store.upsert("documents", ids=[doc.doc_id], texts=[doc.text], metadatas=[profile], vectors=row["profile"][None, :])
+        self.store.upsert(
+            "documents",
+            ids=[doc.doc_id],
+            texts=[doc.text],
+            metadatas=[profile],
+            vectors=row["profile"][None, :],
+        )
 
     def remove(self, doc_id: str) -> bool:
         """Delete a document from every collection and from BM25; False if it was not there."""
@@ -403,7 +418,9 @@ class Index:
             "overlap_tokens": self.config.chunking.overlap_tokens,
         }
 
-    def dense_documents(self, vector: np.ndarray, k: int, *, by: Literal["profile", "centroid"]) -> list[Record]:
+    def dense_documents(
+        self, vector: np.ndarray, k: int, *, by: Literal["profile", "centroid"]
+    ) -> list[Record]:
         """Documents nearest to a query vector, by profile or by chunk centroid."""
         name: Literal["documents", "centroids"] = "documents" if by == "profile" else "centroids"
         return self.store.query(name, vector, min(k, self.store.count(name)))
@@ -412,7 +429,9 @@ class Index:
         """Documents by BM25 over their whole text."""
         return self._lexical_indexes()[1].search(query, k)
 
-    def dense_chunks(self, vector: np.ndarray, k: int, *, doc_ids: Sequence[str] | None = None) -> list[ChunkHit]:
+    def dense_chunks(
+        self, vector: np.ndarray, k: int, *, doc_ids: Sequence[str] | None = None
+    ) -> list[ChunkHit]:
         """Chunks nearest to a query vector, optionally only inside the given documents."""
         where = _in_documents(doc_ids)
         if doc_ids is not None and not doc_ids:
@@ -424,7 +443,9 @@ class Index:
         found = self._lexical_indexes()[0].search(query, k, doc_ids=doc_ids)
         hits = {h.chunk_id: h for h in self.chunks([chunk_id for chunk_id, _ in found])}
         return [
-            ChunkHit(**{**hits[chunk_id].__dict__, "score": score}) for chunk_id, score in found if chunk_id in hits
+            ChunkHit(**{**hits[chunk_id].__dict__, "score": score})
+            for chunk_id, score in found
+            if chunk_id in hits
         ]
 
     def chunks(self, chunk_ids: Sequence[str]) -> list[ChunkHit]:
@@ -451,11 +472,14 @@ class Index:
             meta = r.metadata
             assert r.vector is not None
             by_doc.setdefault(str(meta["doc_id"]), []).append(
-                SentenceVector(r.id, str(meta["doc_id"]), r.text, int(meta["start"]), int(meta["end"]), r.vector)
+                SentenceVector(
+                    r.id, str(meta["doc_id"]), r.text, int(meta["start"]), int(meta["end"]), r.vector
+                )
             )
         return {
             h.chunk_id: sorted(
-                (s for s in by_doc.get(h.doc_id, []) if s.start >= h.start and s.end <= h.end), key=lambda s: s.start
+                (s for s in by_doc.get(h.doc_id, []) if s.start >= h.start and s.end <= h.end),
+                key=lambda s: s.start,
             )
             for h in hits
         }
@@ -473,7 +497,11 @@ class Index:
             return self._lexical[1], self._lexical[2]
         if on_disk and on_disk == self._fingerprint():
             folder = self.config.home / "bm25"
-            self._lexical = (on_disk, LexicalIndex.load(folder / "chunks"), LexicalIndex.load(folder / "documents"))
+            self._lexical = (
+                on_disk,
+                LexicalIndex.load(folder / "chunks"),
+                LexicalIndex.load(folder / "documents"),
+            )
             return self._lexical[1], self._lexical[2]
         return self._rebuild_lexical()
 
@@ -487,7 +515,9 @@ class Index:
         )
         doc_rows = list(self.store.iterate("documents"))
         documents = LexicalIndex.build(
-            [r.id for r in doc_rows], [r.id for r in doc_rows], [f"{r.metadata.get('title', '')}\n{r.text}" for r in doc_rows]
+            [r.id for r in doc_rows],
+            [r.id for r in doc_rows],
+            [f"{r.metadata.get('title', '')}\n{r.text}" for r in doc_rows],
         )
         fingerprint = self._fingerprint()
         folder = self.config.home / "bm25"

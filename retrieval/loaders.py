@@ -189,8 +189,12 @@ def _markdown_headings(text: str) -> list[_Heading]:
         line_start, offset = offset, offset + len(raw_line) + 1
         fence_match = _FENCE.match(line)
         if fence is not None:
-            if fence_match and fence_match[1][0] == fence[0] and len(fence_match[1]) >= len(fence) \
-                    and not fence_match[2].strip():
+            if (
+                fence_match
+                and fence_match[1][0] == fence[0]
+                and len(fence_match[1]) >= len(fence)
+                and not fence_match[2].strip()
+            ):
                 fence = None
             continue
         if fence_match and not (fence_match[1][0] == "`" and "`" in fence_match[2]):
@@ -207,18 +211,62 @@ def _load_markdown(path: Path, data: bytes, doc_id: str) -> list[Document]:
     text = _require_text(path, _decode_text(path, data))
     headings = _markdown_headings(text)
     title = _heading_title(headings, top_level=1) or path.stem
-    return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
-                     sections=_heading_sections(headings, len(text)))]
+    return [
+        Document(
+            doc_id=doc_id,
+            title=title,
+            text=text,
+            source=str(path),
+            sections=_heading_sections(headings, len(text)),
+        )
+    ]
 
 
 _HTML_DROPPED = frozenset(
     {"script", "style", "nav", "header", "footer", "noscript", "head", "template", "svg", "iframe", "object"}
 )
-_HTML_BLOCKS = frozenset({
-    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "div", "dl",
-    "dt", "fieldset", "figcaption", "figure", "form", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "html", "li",
-    "legend", "main", "ol", "p", "pre", "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
-})
+_HTML_BLOCKS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "html",
+        "li",
+        "legend",
+        "main",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "tfoot",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
 _HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
 
 
@@ -323,8 +371,15 @@ def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
     title_tag = soup.head.find("title") if soup.head else None  # not an inline <svg>'s <title>
     title = _fold(title_tag.get_text()) if title_tag else ""
     title = title or _heading_title(extracted.headings, top_level=1) or path.stem
-    return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
-                     sections=_heading_sections(extracted.headings, len(text)))]
+    return [
+        Document(
+            doc_id=doc_id,
+            title=title,
+            text=text,
+            source=str(path),
+            sections=_heading_sections(extracted.headings, len(text)),
+        )
+    ]
 
 
 def _open_pdf(path: Path, data: bytes) -> pdfium.PdfDocument:
@@ -365,8 +420,16 @@ def _load_pdf(path: Path, data: bytes, doc_id: str) -> list[Document]:
         pages.append(Span(start=offset, end=offset + len(page_text), label=(f"Page {number}",), page=number))
         offset += len(page_text) + len(_PARAGRAPH_BREAK)
     text = _PARAGRAPH_BREAK.join(page_texts)
-    return [Document(doc_id=doc_id, title=_short_title(metadata_title) or path.stem, text=text,
-                     source=str(path), sections=list(pages), pages=pages)]
+    return [
+        Document(
+            doc_id=doc_id,
+            title=_short_title(metadata_title) or path.stem,
+            text=text,
+            source=str(path),
+            sections=list(pages),
+            pages=pages,
+        )
+    ]
 
 
 _DOCX_HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
@@ -413,8 +476,15 @@ def _load_docx(path: Path, data: bytes, doc_id: str) -> list[Document]:
         offset += len(block) + len(_PARAGRAPH_BREAK)
     text = _require_text(path, _PARAGRAPH_BREAK.join(block for block, _ in blocks))
     title = _short_title(core_title or _heading_title(headings, top_level=0) or "") or path.stem
-    return [Document(doc_id=doc_id, title=title, text=text, source=str(path),
-                     sections=_heading_sections(headings, len(text)))]
+    return [
+        Document(
+            doc_id=doc_id,
+            title=title,
+            text=text,
+            source=str(path),
+            sections=_heading_sections(headings, len(text)),
+        )
+    ]
 
 
 def _corpus_document(path: Path, line: str, number: int) -> Document:
@@ -434,8 +504,13 @@ def _corpus_document(path: Path, line: str, number: int) -> Document:
         raise LoaderError(str(path), f"line {number}: '_id' must be a non-empty string")
     if not isinstance(title, str) or not isinstance(text, str):
         raise LoaderError(str(path), f"line {number}: 'title' and 'text' must be strings")
-    return Document(doc_id=str(doc_id), title=title.strip() or str(doc_id), text=text, source=str(path),
-                    metadata={"corpus": str(path)})
+    return Document(
+        doc_id=str(doc_id),
+        title=title.strip() or str(doc_id),
+        text=text,
+        source=str(path),
+        metadata={"corpus": str(path)},
+    )
 
 
 def _load_jsonl(path: Path, data: bytes, doc_id: str) -> list[Document]:
@@ -456,15 +531,17 @@ def _load_jsonl(path: Path, data: bytes, doc_id: str) -> list[Document]:
     return documents
 
 
-_LOADERS: Mapping[str, Callable[[Path, bytes, str], list[Document]]] = MappingProxyType({
-    ".txt": _load_txt,
-    ".md": _load_markdown,
-    ".markdown": _load_markdown,
-    ".html": _load_html,
-    ".htm": _load_html,
-    ".pdf": _load_pdf,
-    ".docx": _load_docx,
-    ".jsonl": _load_jsonl,
-})
+_LOADERS: Mapping[str, Callable[[Path, bytes, str], list[Document]]] = MappingProxyType(
+    {
+        ".txt": _load_txt,
+        ".md": _load_markdown,
+        ".markdown": _load_markdown,
+        ".html": _load_html,
+        ".htm": _load_html,
+        ".pdf": _load_pdf,
+        ".docx": _load_docx,
+        ".jsonl": _load_jsonl,
+    }
+)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)

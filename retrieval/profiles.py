@@ -10,6 +10,7 @@ import numpy as np
 from retrieval.models import Unit
 from retrieval.textutil import content_words
 
+
 def centroid(vectors: np.ndarray) -> np.ndarray:
     """The L2-normalised mean of some unit vectors (zeros for none)."""
     if len(vectors) == 0:
@@ -19,7 +20,9 @@ def centroid(vectors: np.ndarray) -> np.ndarray:
     return (mean / norm if norm > 0 else mean).astype(np.float32)
 
 
-def summarize(sentences: Sequence[Unit], vectors: np.ndarray, center: np.ndarray, *, max_words: int = 80) -> str:
+def summarize(
+    sentences: Sequence[Unit], vectors: np.ndarray, center: np.ndarray, *, max_words: int = 80
+) -> str:
     """The sentences most central to the document (closest to its centroid), in document order."""
     if not sentences:
         return ""
@@ -39,7 +42,8 @@ def summarize(sentences: Sequence[Unit], vectors: np.ndarray, center: np.ndarray
         words += n
         if words >= max_words:
             break
-    return " ".join(sentences[i].text for i in sorted(chosen))
+    chosen.sort()
+    return " ".join(sentences[i].text for i in chosen), chosen
 
 
 def keywords(title: str, text: str, *, k: int = 12) -> list[str]:
@@ -50,8 +54,3 @@ def keywords(title: str, text: str, *, k: int = 12) -> list[str]:
             if len(word) > 2 and not word.isdigit():
                 counts[word] += weight
     return [word for word, _ in counts.most_common(k)]
-
-
-def profile_text(title: str, summary: str, terms: Sequence[str]) -> str:
-    """The text embedded as a document's profile vector."""
-    return f"{title}\n{summary}\nKeywords: {', '.join(terms)}"

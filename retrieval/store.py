@@ -96,7 +96,9 @@ class ChromaStore:
         with_texts: bool = True,
     ) -> list[Record]:
         """Items by id or by filter, in the order Chroma returns them."""
-        include = ["metadatas"] + (["documents"] if with_texts else []) + (["embeddings"] if with_vectors else [])
+        include = (
+            ["metadatas"] + (["documents"] if with_texts else []) + (["embeddings"] if with_vectors else [])
+        )
         result = self._collections[name].get(
             ids=list(ids) if ids is not None else None, where=dict(where) if where else None, include=include
         )
@@ -129,7 +131,9 @@ class ChromaStore:
         return _records(flat["ids"], flat, flat["distances"])
 
 
-def _records(ids: Sequence[str], result: Mapping[str, Any], distances: Sequence[float] | None) -> list[Record]:
+def _records(
+    ids: Sequence[str], result: Mapping[str, Any], distances: Sequence[float] | None
+) -> list[Record]:
     texts = result.get("documents")
     metadatas = result.get("metadatas")
     vectors = result.get("embeddings")

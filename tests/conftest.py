@@ -47,7 +47,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def embedder() -> Any:
     """The real ONNX MiniLM, loaded once for the whole run."""
-    from retrieval.embeddings import OnnxEmbedder
     from retrieval.config import EmbeddingConfig
+    from retrieval.embeddings import OnnxEmbedder
 
     return OnnxEmbedder(EmbeddingConfig())

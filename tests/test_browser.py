@@ -55,9 +55,21 @@ def app_url(tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "streamlit.log"
     env = {**os.environ, "MULTIGRAIN_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     command = [
-        sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
     ]
     with log.open("wb") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -83,8 +95,14 @@ def browser(tmp_path: Path) -> Iterator[object]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
@@ -118,13 +136,16 @@ def test_follow_a_citation_to_its_marked_quote(app_url: str, browser: object, tm
     driver.get(app_url)  # type: ignore[attr-defined]
     _visible_button(driver, "Load the demo corpus", timeout=120).click()  # type: ignore[attr-defined]
     wait = WebDriverWait(driver, 400)
-    wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Documents (8)"))
-    box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']")))
+    wait.until(lambda d: not d.find_elements(By.XPATH, "//button[normalize-space(.)='Load the demo corpus']"))
+    box = wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']"))
+    )
     box.send_keys(QUESTION, Keys.ENTER)
 
     def first_citation(d: object) -> object:
         found = [
-            b for b in d.find_elements(By.XPATH, "//button[starts-with(normalize-space(.), '[')]")  # type: ignore[attr-defined]
+            b
+            for b in d.find_elements(By.XPATH, "//button[starts-with(normalize-space(.), '[')]")  # type: ignore[attr-defined]
             if b.is_displayed() and re.match(r"\[\d+\] ", b.text)
         ]
         return found[0] if found else False
@@ -132,7 +153,9 @@ def test_follow_a_citation_to_its_marked_quote(app_url: str, browser: object, tm
     citation = WebDriverWait(driver, 300).until(first_citation)
     label = citation.text
     citation.click()
-    mark = WebDriverWait(driver, 60).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.mg-quote")))
+    mark = WebDriverWait(driver, 60).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.mg-quote"))
+    )
     quote = driver.execute_script("return arguments[0].textContent;", mark)  # type: ignore[attr-defined]
     caption = driver.find_element(By.XPATH, "//*[contains(text(), 'characters ')]").text  # type: ignore[attr-defined]
     shot = tmp_path / "citation.png"

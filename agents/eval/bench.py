@@ -25,7 +25,7 @@ from agents.eval.metrics import percentile
 from agents.eval.runner import without
 from agents.settings import Settings
 from retrieval.embeddings import Embedder, EmbedStats, make_embedder
-from retrieval.errors import LoaderError
+from retrieval.errors import ConfigError, LoaderError
 from retrieval.index import Index
 from retrieval.loaders import load_file
 from retrieval.models import Document
@@ -183,22 +183,20 @@ def run_query_bench(
     *, settings: Settings, sizes: Sequence[int] = (1000, 10000, 100000), queries: int = 20, show: bool = True
 ) -> dict[str, Any]:
     """Offline query latency, routed and unrouted, over synthetic corpora of each size (in chunks)."""
+    if not sizes or min(sizes) < CHUNKS_PER_DOC or queries < 1:
+        raise ConfigError(
+            f"the query benchmark needs sizes of at least {CHUNKS_PER_DOC} chunks and one query or more "
+            f"(got sizes {list(sizes)}, queries {queries})"
+        )
     embedder = make_embedder(settings.index.embedding.model_copy(update={"backend": "onnx"}))
     by_size: dict[str, dict[str, Any]] = {}
     for size in sizes:
-        with tempfile.TemporaryDirectory(prefix="multigrain-qbench-", ignore_cleanup_errors=True) as folder:
-            bench_settings = _fresh_index_settings(settings, Path(folder))
-            index = Index(bench_settings.index, embedder=embedder)
-            corpus = build_synthetic_index(index, chunks=size, questions=queries, seed=size)
-            by_size[str(size)] = {
-                "documents": corpus.documents,
-                "chunks": corpus.chunks,
-                "sentences": corpus.sentences,
-                "build_seconds": corpus.build_seconds,
-                "routed": time_questions(bench_settings, index, corpus.questions),
-                "unrouted": time_questions(without(bench_settings, "route"), index, corpus.questions),
-                "peak_rss_mb": peak_rss_mb(),
-            }
+        if show:
+            print(
+                f"query bench: building {size:,} synthetic chunks, then timing {queries} queries",
+                file=sys.stderr,
+            )
+        by_size[str(size)] = _bench_size(settings, embedder, chunks=size, queries=queries)
     result: dict[str, Any] = {
         "sizes": by_size,
         "queries": queries,
@@ -210,6 +208,22 @@ def run_query_bench(
     if show:
         print(format_query_table(result))
     return result
+
+
+def _bench_size(settings: Settings, embedder: Embedder, *, chunks: int, queries: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="multigrain-qbench-", ignore_cleanup_errors=True) as folder:
+        bench_settings = _fresh_index_settings(settings, Path(folder))
+        index = Index(bench_settings.index, embedder=embedder)
+        corpus = build_synthetic_index(index, chunks=chunks, questions=queries, seed=chunks)
+        return {
+            "documents": corpus.documents,
+            "chunks": corpus.chunks,
+            "sentences": corpus.sentences,
+            "build_seconds": corpus.build_seconds,
+            "routed": time_questions(bench_settings, index, corpus.questions),
+            "unrouted": time_questions(without(bench_settings, "route"), index, corpus.questions),
+            "peak_rss_mb": peak_rss_mb(),
+        }
 
 
 def time_questions(settings: Settings, index: Index, questions: Sequence[str]) -> dict[str, float]:
@@ -239,9 +253,10 @@ def _scaling(by_size: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for mode in ("routed", "unrouted"):
         factor = largest[mode]["p50"] / smallest[mode]["p50"] if smallest[mode]["p50"] else 0.0
         scaling[mode] = factor
+        relation = f"within {factor:.1f}x of" if factor >= 1 else f"{factor:.1f}x (faster than)"
         scaling[f"{mode}_statement"] = (
-            f"{mode} p50 latency at {largest['chunks']:,} chunks is within {factor:.1f}x of "
-            f"{smallest['chunks']:,} chunks"
+            f"{mode}: p50 latency at {largest['chunks']:,} chunks is {relation} "
+            f"that at {smallest['chunks']:,} chunks"
         )
     return scaling
 

@@ -68,6 +68,11 @@ class QueryOutcome:
     tokens: int
     error: str | None = None
 
+    @classmethod
+    def failed(cls, query_id: str, seconds: float, error: str) -> QueryOutcome:
+        """A query the agent raised on: it counts as having found and answered nothing."""
+        return cls(query_id, "", [], [], [], [], [], seconds, {}, 0, 0, error)
+
 
 def run_eval(
     dataset_dir: Path,
@@ -140,12 +145,13 @@ def _check_ablations(ablate: Sequence[str]) -> None:
 
 
 def eval_settings(settings: Settings, dataset_name: str) -> Settings:
-    """The settings with home (and the index's home) moved to ``<home>/eval/<dataset name>``."""
-    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("._") or "dataset"
+    """The settings with home moved to ``<home>/eval/<dataset name>`` and collections of the dataset's own."""
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_name).strip("._-") or "dataset"
     home = settings.home / "eval" / folder
-    return settings.model_copy(
-        update={"home": home, "index": settings.index.model_copy(update={"home": home})}
-    )
+    # A Chroma server is shared, so the dataset's collections need names apart from the user's index.
+    prefix = f"{settings.index.collection_prefix}-eval-{folder}"
+    index = settings.index.model_copy(update={"home": home, "collection_prefix": prefix})
+    return settings.model_copy(update={"home": home, "index": index})
 
 
 def without(settings: Settings, stage: str) -> Settings:
@@ -234,8 +240,12 @@ def _map_with_progress(
         futures = [pool.submit(fn, item) for item in items]
         for future in futures:
             future.add_done_callback(lambda _future: on_done())
-        for future in futures:
-            yield future.result()
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()  # after an unexpected error, the queries not yet started are dropped
 
 
 def _ask_one(agents: _AgentPerThread, query: Query) -> QueryOutcome:
@@ -243,9 +253,7 @@ def _ask_one(agents: _AgentPerThread, query: Query) -> QueryOutcome:
     try:
         answer = agents.ask(query.text)
     except MultigrainError as exc:
-        return QueryOutcome(
-            query.query_id, "", [], [], [], [], [], time.perf_counter() - started, {}, 0, 0, str(exc)
-        )
+        return QueryOutcome.failed(query.query_id, time.perf_counter() - started, str(exc))
     return outcome_of(query.query_id, answer, time.perf_counter() - started)
 
 

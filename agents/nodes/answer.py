@@ -159,7 +159,7 @@ def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> lis
     if not ranked:
         return []
     units = evidence_units(ranked, ctx.index)
-    vector = ctx.index.embedder.embed_query(question)
+    vector = ctx.embed_query(question)
     asked = key_terms(question)
     candidates = []
     floor = ctx.settings.answer.min_support

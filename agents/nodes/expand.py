@@ -33,7 +33,9 @@ class Rewrites(BaseModel):
 class Standalone(BaseModel):
     """A follow-up question made self-contained."""
 
-    question: str = Field(description="The question rewritten so it can be understood without the conversation.")
+    question: str = Field(
+        description="The question rewritten so it can be understood without the conversation."
+    )
 
 
 def expand_query(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -69,7 +71,10 @@ def _standalone(question: str, history: list[dict[str, str]], ctx: RunContext, r
         thread = "\n".join(f"Q: {turn['question']}\nA: {turn['answer']}" for turn in history[-3:])
         try:
             reply = model.structured(
-                render("standalone", conversation=thread, question=question), Standalone, stage="expand"
+                render("standalone", conversation=thread, question=question),
+                Standalone,
+                stage="expand",
+                max_tokens=200,
             )
             return reply.question.strip() or question
         except LLMError as exc:
@@ -82,8 +87,10 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
     """Rewrites and query2doc pseudo-documents from the LLM, requested concurrently."""
     config = ctx.settings.expand
     jobs: list[str] = (["rewrites"] if config.rewrites else []) + ["pseudo_doc"] * config.pseudo_docs
+    if not jobs:
+        return []
     model = ctx.model_for("expand", len(jobs))
-    if model is None or not jobs:
+    if model is None:
         rec.degrade("LLM call budget spent; used pseudo-relevance feedback")
         return []
 
@@ -91,16 +98,25 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
         try:
             if job == "rewrites":
                 reply = model.structured(
-                    render("rewrite", question=question, n=str(config.rewrites)), Rewrites, stage="expand"
+                    render("rewrite", question=question, n=str(config.rewrites)),
+                    Rewrites,
+                    stage="expand",
+                    max_tokens=40 + 60 * config.rewrites,
                 )
-                return [QueryVariant(text=r, kind="rewrite") for r in reply.rewrites[: config.rewrites] if r.strip()]
+                return [
+                    QueryVariant(text=r, kind="rewrite")
+                    for r in reply.rewrites[: config.rewrites]
+                    if r.strip()
+                ]
             text = model.text(render("query2doc", question=question), stage="expand", max_tokens=200)
             return [QueryVariant(text=text.strip(), kind="pseudo_doc")] if text.strip() else []
         except LLMError as exc:
             rec.degrade(f"{job} failed: {exc}")
             return []
 
-    return [v for batch in map_concurrent(run, jobs, max_workers=ctx.settings.llm.max_concurrency) for v in batch]
+    return [
+        v for batch in map_concurrent(run, jobs, max_workers=ctx.settings.llm.max_concurrency) for v in batch
+    ]
 
 
 def _feedback_variants(question: str, ctx: RunContext) -> list[QueryVariant]:
@@ -111,7 +127,7 @@ def _feedback_variants(question: str, ctx: RunContext) -> list[QueryVariant]:
     if terms and len(terms) < len(question.split()):
         variants.append(QueryVariant(text=" ".join(dict.fromkeys(terms)), kind="keywords"))
     index = ctx.index
-    vector = index.embedder.embed_query(question)
+    vector = ctx.embed_query(question)
     dense = [h.chunk_id for h in index.dense_chunks(vector, config.feedback_k * 2)]
     lexical = [h.chunk_id for h in index.bm25_chunks(question, config.feedback_k * 2)]
     top = ranked(rrf([dense, lexical]))[: config.feedback_k]
@@ -128,12 +144,13 @@ def _feedback_variants(question: str, ctx: RunContext) -> list[QueryVariant]:
 
 def _rm3_terms(passages: list[str], query_terms: set[str], n: int) -> list[str]:
     """Terms most probable in the feedback passages (rank-weighted), excluding the query's own."""
-    weights: Counter[str] = Counter()
+    weights: dict[str, float] = {}
     for rank, text in enumerate(passages):
         words = [w for w in content_words(text) if len(w) > 2]
         if not words:
             continue
         prior = 1.0 / (rank + 1)
         for word, count in Counter(words).items():
-            weights[word] += prior * count / len(words)
-    return [w for w, _ in weights.most_common(n + len(query_terms)) if w not in query_terms][:n]
+            weights[word] = weights.get(word, 0.0) + prior * count / len(words)
+    best = sorted(weights, key=lambda w: -weights[w])
+    return [w for w in best if w not in query_terms][:n]

@@ -7,9 +7,9 @@ between the question and any sentence of the chunk) fused with lexical overlap a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import numpy as np
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
@@ -19,7 +19,12 @@ from agents.llm import map_concurrent
 from agents.state import AgentState, Passage
 from prompts import render
 from retrieval.fusion import ranked, rrf
-from retrieval.textutil import content_words
+from retrieval.lexical import LexicalIndex, tokenize
+
+TERM_WEIGHT = 2.0
+"""How much the IDF-weighted share of question terms counts beside a sentence's cosine similarity."""
+LATE_INTERACTION_WEIGHTS = (0.5, 1.0, 1.0, 2.0)
+"""RRF weights of: retrieval order, best-sentence cosine, BM25 among candidates, cosine plus term match."""
 
 
 class WindowJudgement(BaseModel):
@@ -55,27 +60,44 @@ def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
 
 
 def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -> list[Passage]:
-    """Fuse the retrieval order with best-sentence similarity and lexical overlap."""
+    """Fuse the retrieval order with three views of each passage: its best sentence by dense similarity, its
+    best sentence by dense similarity plus IDF-weighted term match, and BM25 among the candidates."""
     if not passages:
         return []
     index = ctx.index
-    vector = index.embedder.embed_query(question)
-    hits = index.chunks([p["chunk_id"] for p in passages])
-    sentences = index.sentences_of(hits)
-    terms = set(content_words(question))
+    ids = [p["chunk_id"] for p in passages]
+    vector = ctx.embed_query(question)
+    sentences = index.sentences_of(index.chunks(ids))
+    terms = set(tokenize([question])[0])
+    sentence_terms = {c: [set(tokenize([s.text])[0]) for s in sentences.get(c, [])] for c in ids}
+    idf = _idf(terms, [t for found in sentence_terms.values() for t in found])
+    total = sum(idf.values()) or 1.0
     maxsim: dict[str, float] = {}
-    overlap: dict[str, float] = {}
+    matched: dict[str, float] = {}
     for p in passages:
-        vectors = [s.vector for s in sentences.get(p["chunk_id"], [])]
-        maxsim[p["chunk_id"]] = float(np.max(np.stack(vectors) @ vector)) if vectors else p["score"]
-        found = set(content_words(f"{p['title']} {p['text']}"))
-        overlap[p["chunk_id"]] = len(terms & found) / len(terms) if terms else 0.0
-    fused = rrf(
-        [[p["chunk_id"] for p in passages], ranked(maxsim), ranked(overlap)],
-        weights=[1.0, 1.0, 0.5],
-    )
+        found = sentences.get(p["chunk_id"], [])
+        title_terms = set(tokenize([p["title"]])[0])
+        similarities = [float(s.vector @ vector) for s in found] or [p["score"]]
+        matches = [
+            sum(idf[t] for t in terms & (words | title_terms)) / total
+            for words in sentence_terms[p["chunk_id"]]
+        ]
+        maxsim[p["chunk_id"]] = max(similarities)
+        matched[p["chunk_id"]] = max(
+            (sim + TERM_WEIGHT * match for sim, match in zip(similarities, matches, strict=False)),
+            default=0.0,
+        )
+    local = LexicalIndex.build(ids, ids, [f"{p['title']}\n{p['text']}" for p in passages])
+    bm25 = dict(zip(ids, (float(x) for x in local.scores(question)), strict=True))
+    fused = rrf([ids, ranked(maxsim), ranked(bm25), ranked(matched)], weights=LATE_INTERACTION_WEIGHTS)
     by_id = {p["chunk_id"]: p for p in passages}
     return [{**by_id[c], "score": round(fused[c], 6)} for c in ranked(fused)]
+
+
+def _idf(terms: set[str], sentences: list[set[str]]) -> dict[str, float]:
+    """Inverse document frequency of the question's terms among the candidate sentences."""
+    n = len(sentences) or 1
+    return {t: math.log(1 + n / (1 + sum(t in s for s in sentences))) for t in terms}
 
 
 def _llm_order(question: str, passages: list[Passage], ctx: RunContext, rec: StepRecorder) -> list[Passage]:
@@ -91,7 +113,10 @@ def _llm_order(question: str, passages: list[Passage], ctx: RunContext, rec: Ste
         listing = "\n\n".join(f"[{i + 1}] {p['title']}: {p['text']}" for i, p in enumerate(window))
         try:
             reply = model.structured(
-                render(f"rerank_{config.mode}", question=question, passages=listing), WindowJudgement, stage="rerank"
+                render(f"rerank_{config.mode}", question=question, passages=listing),
+                WindowJudgement,
+                stage="rerank",
+                max_tokens=32 + 8 * len(window),
             )
         except LLMError as exc:
             rec.degrade(f"window of {len(window)} kept its fused order: {exc}")

@@ -21,8 +21,12 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     routed = state.get("routed", [])
     kept = [d["doc_id"] for d in routed if d["kept"]]
     doc_ids = kept if routed else None
-    with record_step("retrieve", ctx, documents=len(kept) if routed else "all", variants=len(state["variants"])) as rec:
-        query = merge_variants(state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats)
+    with record_step(
+        "retrieve", ctx, documents=len(kept) if routed else "all", variants=len(state["variants"])
+    ) as rec:
+        query = merge_variants(
+            state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats
+        )
         lists: dict[str, list[ChunkHit]] = {}
         searches = [("merged", query.lexical, query.vector)] + [
             (f"{v['kind']}:{i}", v["text"], vector)
@@ -42,7 +46,10 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
         if config.neighbours:
             chosen = _with_neighbours(chosen, index)
         passages = [passage_from_hit(h, fused.get(h.chunk_id, 0.0)) for h in chosen]
-        rec.outputs = {"passages": [(p["chunk_id"], round(p["score"], 5)) for p in passages], "lists": len(lists)}
+        rec.outputs = {
+            "passages": [[p["chunk_id"], round(p["score"], 5)] for p in passages],
+            "lists": len(lists),
+        }
     by_variant = {label: [h.chunk_id for h in found[:10]] for label, found in lists.items()}
     return {"retrieved": passages, "retrieved_by_variant": by_variant, "trace": [rec.entry]}
 
@@ -93,5 +100,3 @@ def passage_from_hit(hit: ChunkHit, score: float) -> Passage:
         page=hit.page,
         score=score,
     )
-
-

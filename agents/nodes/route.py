@@ -22,13 +22,16 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     """Score every candidate document and keep the ones the fine-grained search may look inside."""
     ctx = runtime.context
     config = ctx.settings.route
-    with record_step("route", ctx, variants=len(state["variants"])) as rec:
-        if not config.enabled:
+    if not config.enabled:
+        with record_step("route", ctx, variants=len(state["variants"])) as rec:
             rec.skipped = True
             rec.outputs = {"kept": "all documents"}
-            return {"routed": [], "route_confidence": 0.0, "widened": True, "trace": [rec.entry]}
+        return {"routed": [], "route_confidence": 0.0, "widened": True, "trace": [rec.entry]}
+    with record_step("route", ctx, variants=len(state["variants"])) as rec:
         index = ctx.index
-        query = merge_variants(state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats)
+        query = merge_variants(
+            state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats
+        )
         signals = {
             "profile": [r.id for r in index.dense_documents(query.vector, config.candidates, by="profile")],
             "centroid": [r.id for r in index.dense_documents(query.vector, config.candidates, by="centroid")],
@@ -54,11 +57,18 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
                 title=titles.get(d, d),
                 score=round(fused[d], 6),
                 kept=i < keep,
-                signals={name: float(ranking.index(d) + 1) for name, ranking in signals.items() if d in ranking},
+                signals={
+                    name: float(ranking.index(d) + 1) for name, ranking in signals.items() if d in ranking
+                },
             )
             for i, d in enumerate(order[: keep + 10])
         ]
-        rec.outputs = {"kept": keep, "confidence": round(confidence, 3), "widened": widened, "candidates": len(order)}
+        rec.outputs = {
+            "kept": keep,
+            "confidence": round(confidence, 3),
+            "widened": widened,
+            "candidates": len(order),
+        }
     return {"routed": routed, "route_confidence": confidence, "widened": widened, "trace": [rec.entry]}
 
 

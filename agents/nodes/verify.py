@@ -62,6 +62,7 @@ def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, 
     ranked = state.get("ranked", [])
     given = state.get("sentences", [])
     with record_step("verify", ctx, sentences=len(given), passages=len(ranked)) as rec:
+        rec.skipped = not config.enabled
         invalid = _invalid_numbers(given, ranked, state.get("retrieved", []))
         removed = [
             {"sentence": i, "number": n, "why": invalid[n]}
@@ -147,7 +148,7 @@ def _check_citations(
     units = evidence_units(list(cited.values()), ctx.index)
     todo = [i for i, s in enumerate(sentences) if s["citations"]]
     claims = {i: strip_citations(sentences[i]["text"]) for i in todo}
-    vectors = ctx.index.embedder.embed_documents([claims[i] for i in todo]) if todo else np.zeros((0, 0))
+    vectors = ctx.embed([claims[i] for i in todo]) if todo else np.zeros((0, 0))
     checked: list[list[Citation]] = [[] for _ in sentences]
     for row, i in enumerate(todo):
         checked[i] = [
@@ -212,8 +213,7 @@ def _best_verdict(citations: list[Citation]) -> Verdict:
 def _with_verdict(citations: list[Citation], verdict: Verdict) -> list[Citation]:
     """Citations of a sentence the LLM judged: none may claim more support than the sentence has."""
     return [
-        Citation(**{**c, "verdict": min(c["verdict"], verdict, key=LEVEL.__getitem__)})
-        for c in citations
+        Citation(**{**c, "verdict": min(c["verdict"], verdict, key=LEVEL.__getitem__)}) for c in citations
     ]
 
 
@@ -240,7 +240,11 @@ def _judge(
     )
     sources = "\n\n".join(format_source(n, ranked[n - 1]) for n in numbers)
     try:
-        reply = model.structured(render("verify", claims=claims, sources=sources), Judgements, stage="verify")
+        reply = model.structured(render("verify", claims=claims, sources=sources),
+            Judgements,
+            stage="verify",
+            max_tokens=60 + 80 * len(todo),
+        )
     except LLMError as exc:
         if ctx.settings.strict:
             raise

@@ -122,7 +122,7 @@ def test_ask_streams_steps_then_answer_sources_notices_and_thread(corpus):
     out = result.stdout
     order = [out.index(part) for part in ("North Foreland", "Sources", "offline mode", "thread: t-1")]
     assert order == sorted(order)
-    assert "[1] A Short History of Lighthouses — supported — \"" in out
+    assert '[1] A Short History of Lighthouses — supported — "' in out
     step_lines = [line for line in result.stderr.splitlines() if line[:2] in ("✓ ", "! ", "– ")]
     assert [line.split()[1] for line in step_lines] == STEPS
     trace = json.loads(result.stderr[result.stderr.index("\n[") :])
@@ -155,8 +155,10 @@ def test_demo_ingests_the_bundled_corpus_and_suggests_questions(monkeypatch):
     ("command", "expected"),
     [
         (["ask"], "--k <int> Chunks handed to rerank. (retrieve.k)"),
-        (["ask"], "--no-route <bool> Run the route stage; off means search the whole corpus. "
-                  "(route.enabled=false)"),
+        (
+            ["ask"],
+            "--no-route <bool> Run the route stage; off means search the whole corpus. (route.enabled=false)",
+        ),
         (["eval"], "--max-queries"),
         (["bench", "ingest"], "--max-docs"),
         (["bench", "query"], "--sizes"),

@@ -66,7 +66,12 @@ def test_every_stored_unit_is_an_exact_slice_of_its_document(corpus_index):
 def test_profiles_have_summary_keywords_and_centroid(corpus_index):
     index, _ = corpus_index
     tea = index.documents_by_id(["tea.html"])[0]
-    assert tea.summary and tea.summary in " ".join(s.text for s in index.store.get("sentences", where={"doc_id": "tea.html"})) or tea.summary
+    assert (
+        tea.summary
+        and tea.summary
+        in " ".join(s.text for s in index.store.get("sentences", where={"doc_id": "tea.html"}))
+        or tea.summary
+    )
     assert "tea" in tea.keywords
     assert index.store.count("centroids") == 7
 
@@ -100,11 +105,15 @@ def test_changed_file_replaces_its_entries_and_remove_deletes_everywhere(tmp_pat
     shutil.copytree(FIXTURES, folder)
     index = make_index(tmp_path / "home", embedder)
     index.ingest([folder], base=folder)
-    (folder / "volcanoes.txt").write_text("Volcanoes\n\nA fumarole vents steam and gases. Nothing else remains here.\n")
+    (folder / "volcanoes.txt").write_text(
+        "Volcanoes\n\nA fumarole vents steam and gases. Nothing else remains here.\n"
+    )
     report = index.ingest([folder], base=folder)
     assert report.replaced == ["volcanoes.txt"] and len(report.unchanged) == 6
     chunks = index.store.get("chunks", where={"doc_id": "volcanoes.txt"})
-    assert [c.text for c in chunks] == ["Volcanoes\n\nA fumarole vents steam and gases. Nothing else remains here."]
+    assert [c.text for c in chunks] == [
+        "Volcanoes\n\nA fumarole vents steam and gases. Nothing else remains here."
+    ]
     assert not index.bm25_chunks("Paricutin cornfield", 5)
 
     assert index.remove("volcanoes.txt") is True
@@ -174,8 +183,12 @@ def _write_corpus(folder: Path, n: int) -> None:
     topics = ["rivers", "castles", "comets", "orchids", "glaciers", "pianos", "falcons", "bridges"]
     for i in range(n):
         topic = topics[i % len(topics)]
-        sentences = " ".join(f"Fact {j} about {topic} number {i} is that item {j * i} matters." for j in range(30))
-        (folder / f"doc{i:03d}.md").write_text(f"# {topic.title()} {i}\n\n{sentences}\n\n## More\n\n{sentences}\n")
+        sentences = " ".join(
+            f"Fact {j} about {topic} number {i} is that item {j * i} matters." for j in range(30)
+        )
+        (folder / f"doc{i:03d}.md").write_text(
+            f"# {topic.title()} {i}\n\n{sentences}\n\n## More\n\n{sentences}\n"
+        )
 
 
 def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, embedder):
@@ -186,7 +199,10 @@ def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, embe
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     killed_home = tmp_path / "killed"
     process = subprocess.Popen(
-        [sys.executable, str(script), str(killed_home), str(folder)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(script), str(killed_home), str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert process.stdout is not None
     for line in process.stdout:

@@ -79,7 +79,10 @@ def _standard_security(user_password: str, file_id: bytes) -> tuple[bytes, bytes
     key = hashlib.md5(key_input).digest()[:5]
     user_entry = _rc4(key, _PASSWORD_PAD)
     encrypt = b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >>" % (
-        owner_entry.hex().encode(), user_entry.hex().encode(), _PERMISSIONS)
+        owner_entry.hex().encode(),
+        user_entry.hex().encode(),
+        _PERMISSIONS,
+    )
     return key, encrypt
 
 
@@ -104,8 +107,10 @@ def make_pdf(pages: list[list[str]], *, title: str | None = None, user_password:
         shows = [b"(%s) Tj T*" % line.encode("latin-1") for line in shown]
         ops = b"\n".join([b"BT /F1 12 Tf 72 720 Td 16 TL", *shows, b"ET"])
         content = seal(number + 1, ops if lines else b"")
-        objects[number] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-                           b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (number + 1))
+        objects[number] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (number + 1)
+        )
         objects[number + 1] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)
     trailer = b"/Root 1 0 R /ID [<%s> <%s>]" % (file_id.hex().encode(), file_id.hex().encode())
     if title is not None:
@@ -516,7 +521,10 @@ def test_pdf_pages_are_joined_with_page_spans(tmp_path: Path) -> None:
     assert document.title == "Quarterly Report"
     assert [span.page for span in document.pages] == [1, 2, 3, 4]
     assert [document.text[span.start : span.end] for span in document.pages] == [
-        "Alpha page one\nsecond line", "Beta (page) two", "", "Delta page four",
+        "Alpha page one\nsecond line",
+        "Beta (page) two",
+        "",
+        "Delta page four",
     ]
     assert [span.label for span in document.sections] == [("Page 1",), ("Page 2",), ("Page 3",), ("Page 4",)]
     assert [(s.start, s.end) for s in document.sections] == [(s.start, s.end) for s in document.pages]
@@ -623,15 +631,19 @@ def test_jsonl_corpus_gives_one_document_per_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "reason"),
     [
-        (['{"_id": "a", "text": "x"}', '{"_id": "b", "text": '],
-         "line 2: invalid JSON (Expecting value at column 22)"),
+        (
+            ['{"_id": "a", "text": "x"}', '{"_id": "b", "text": '],
+            "line 2: invalid JSON (Expecting value at column 22)",
+        ),
         (['{"_id": "a", "text": "x"}', "", '{"title": "t", "text": "x"}'], "line 3: missing '_id'"),
         (['{"_id": "a", "title": "t"}'], "line 1: missing 'text'"),
         (['["_id", "text"]'], "line 1: expected a JSON object, got list"),
         (['{"_id": "", "text": "x"}'], "line 1: '_id' must be a non-empty string"),
         (['{"_id": "a", "text": 5}'], "line 1: 'title' and 'text' must be strings"),
-        (['{"_id": "a", "text": "x"}', '{"_id": "b", "text": "y"}', '{"_id": "a", "text": "z"}'],
-         "line 3: duplicate '_id' 'a' (first on line 1)"),
+        (
+            ['{"_id": "a", "text": "x"}', '{"_id": "b", "text": "y"}', '{"_id": "a", "text": "z"}'],
+            "line 3: duplicate '_id' 'a' (first on line 1)",
+        ),
         (["", "  ", ""], "empty file (no text)"),
     ],
     ids=["json", "no-id", "no-text", "not-object", "blank-id", "text-type", "duplicate", "blank-lines"],
@@ -717,8 +729,16 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "docs"
-    for name in ["b.md", "a.txt", "sub/c.pdf", "sub/deep/d.md", "drafts/e.md", ".hidden.md", ".git/config.md",
-                 "sub/.cache/f.md"]:
+    for name in [
+        "b.md",
+        "a.txt",
+        "sub/c.pdf",
+        "sub/deep/d.md",
+        "drafts/e.md",
+        ".hidden.md",
+        ".git/config.md",
+        "sub/.cache/f.md",
+    ]:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("x", encoding="utf-8")
     return root

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agents.errors import ConfigError
 from agents.eval.bench import RecordingEmbedder, build_synthetic_index, run_ingest_bench, run_query_bench
 from retrieval.config import IndexConfig
 from retrieval.index import Index
@@ -72,3 +73,11 @@ def test_query_bench_times_both_modes_at_every_size(
     assert "synthetic" in result["vectors"]
     printed = capsys.readouterr().out
     assert "routed p50/p95 ms" in printed and result["scaling"]["unrouted_statement"] in printed
+
+
+@pytest.mark.parametrize(("sizes", "queries"), [((5,), 3), ((), 3), ((200,), 0)])
+def test_query_bench_refuses_sizes_and_counts_it_cannot_build(
+    tmp_path: Path, sizes: tuple[int, ...], queries: int
+) -> None:
+    with pytest.raises(ConfigError, match="at least 10 chunks"):
+        run_query_bench(settings=offline_settings(tmp_path), sizes=sizes, queries=queries)

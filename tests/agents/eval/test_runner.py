@@ -14,6 +14,7 @@ from agents.eval.datasets import load_dataset
 from agents.eval.runner import eval_settings, ingest_dataset, public_settings, run_eval
 from agents.settings import Settings, load_settings
 from retrieval.index import Index
+from tests.openai_server import ScriptedOpenAI
 
 DOCS = {
     "bees": (
@@ -237,3 +238,46 @@ def test_settings_in_results_leave_secrets_out(tmp_path: Path) -> None:
     assert "api_key" not in dumped["llm"]
     assert "api_key" not in dumped["index"]["embedding"]
     assert dumped["llm"]["model"] == settings.llm.model
+
+
+def minimal_instance(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """The smallest JSON value a schema accepts, with one item in every list (any node's output model)."""
+    if "$ref" in schema:
+        return minimal_instance(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return minimal_instance(schema["anyOf"][0], defs)
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: minimal_instance(field, defs) for name, field in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [minimal_instance(schema.get("items", {}), defs)]
+    return {"integer": 1, "number": 1.0, "boolean": True}.get(str(kind), "text")
+
+
+def scripted_reply(body: dict[str, Any]) -> str:
+    if body.get("stream"):
+        return "Worker bees perform a waggle dance [1]."
+    response_format = body.get("response_format")
+    if response_format is None:
+        return "A short pseudo-document about the question."
+    schema = response_format["json_schema"]["schema"]
+    return json.dumps(minimal_instance(schema, schema.get("$defs", {})))
+
+
+def test_with_an_llm_queries_run_concurrently_and_every_call_is_counted_once(tmp_path: Path) -> None:
+    dataset = write_dataset(tmp_path / "tiny")
+    with ScriptedOpenAI(scripted_reply) as server:
+        overrides = {
+            "home": str(tmp_path / "home"),
+            "llm": {"base_url": server.base_url, "max_concurrency": 3},
+        }
+        settings = load_settings(overrides, environ={})
+        results = run_eval(dataset, settings=settings, out_dir=tmp_path / "out", progress=False)
+    metrics = results["systems"]["multigrain"]
+    assert results["mode"] == f"llm: {settings.llm.model}"
+    assert results["failed_queries"] == {}
+    assert metrics["llm_calls_per_query"] * len(QUERIES) == len(server.requests) > 0
+    assert metrics["tokens_per_query"] > 0
+    assert metrics["latency_rerank_p50"] > 0

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -35,7 +37,8 @@ from retrieval.profiles import centroid, keywords, summarize
 from retrieval.store import ChromaStore, Metadata, Record
 
 IngestStatus = Literal["added", "unchanged", "replaced", "failed"]
-BATCH_CHUNKS = 256
+BATCH_CHUNKS = 64
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -217,54 +220,84 @@ class Index:
         files = list(iter_files(paths, include=include, exclude=exclude))
         max_bytes = int(self.config.max_file_mb * 1024 * 1024)
 
-        def documents() -> Iterator[Document]:
+        def documents() -> Iterator[tuple[int, Document | None]]:
             for i, path in enumerate(files):
                 try:
-                    yield from load_file(path, doc_id=document_id(path, base), max_bytes=max_bytes)
+                    for doc in load_file(path, doc_id=document_id(path, base), max_bytes=max_bytes):
+                        yield i, doc
                 except LoaderError as exc:
                     report.failed.append((exc.path, exc.reason))
-                if progress is not None:
-                    progress(i + 1, len(files), str(path))
+                    yield i, None
 
-        return self._ingest(documents(), report, on_wait=on_wait)
+        def advance(position: int) -> None:
+            if progress is not None:
+                progress(position + 1, len(files), str(files[position]))
+
+        return self._ingest(documents(), report, on_wait=on_wait, advance=advance)
 
     def ingest_documents(
         self, documents: Iterable[Document], *, on_wait: Callable[[str], None] | None = None
     ) -> IngestReport:
         """Ingest documents that were loaded already (a corpus, a test fixture)."""
-        return self._ingest(iter(documents), IngestReport(), on_wait=on_wait)
+        return self._ingest(enumerate(documents), IngestReport(), on_wait=on_wait, advance=lambda _: None)
 
     def _ingest(
-        self, documents: Iterator[Document], report: IngestReport, *, on_wait: Callable[[str], None] | None
+        self,
+        documents: Iterable[tuple[int, Document | None]],
+        report: IngestReport,
+        *,
+        on_wait: Callable[[str], None] | None,
+        advance: Callable[[int], None],
     ) -> IngestReport:
+        """Load and cut documents in a thread ahead of the embedding, write batches in another thread."""
         started = time.perf_counter()
         with self._write_lock(on_wait), ThreadPoolExecutor(max_workers=1) as writer:
             stored = self.stored_hashes()
-            seen: set[str] = set()
             batch: list[ChunkedDocument] = []
+            last_position = position = -1
             pending_write: Future[None] | None = None
-            for doc in documents:
-                if doc.doc_id in seen:
-                    report.failed.append((doc.source, f"duplicate document id {doc.doc_id!r}"))
-                    continue
-                seen.add(doc.doc_id)
-                old_hash = stored.get(doc.doc_id)
-                if old_hash == doc.content_hash:
-                    report.unchanged.append(doc.doc_id)
-                    continue
-                (report.replaced if old_hash else report.added).append(doc.doc_id)
-                batch.append(chunk_document(doc, self.config.chunking))
+            for position, item in _prefetch(self._changed(documents, stored, report)):
+                if item is not None:
+                    batch.append(item)
                 if sum(len(c.chunks) for c in batch) >= BATCH_CHUNKS:
                     pending_write = self._flush(batch, writer, pending_write, report)
                     batch = []
+                if not batch:
+                    for done in range(last_position + 1, position + 1):
+                        advance(done)
+                    last_position = position
             if batch:
                 pending_write = self._flush(batch, writer, pending_write, report)
             if pending_write is not None:
                 pending_write.result()
+            for done in range(last_position + 1, position + 1):
+                advance(done)
             if report.added or report.replaced:
                 self._rebuild_lexical()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _changed(
+        self, documents: Iterable[tuple[int, Document | None]], stored: dict[str, str], report: IngestReport
+    ) -> Iterator[tuple[int, ChunkedDocument | None]]:
+        """Each document cut into units when new or changed; None for unchanged, duplicate or failed ones."""
+        seen: set[str] = set()
+        for position, doc in documents:
+            if doc is None:
+                yield position, None
+                continue
+            if doc.doc_id in seen:
+                report.failed.append((doc.source, f"duplicate document id {doc.doc_id!r}"))
+                yield position, None
+                continue
+            seen.add(doc.doc_id)
+            old_hash = stored.get(doc.doc_id)
+            if old_hash == doc.content_hash:
+                report.unchanged.append(doc.doc_id)
+                yield position, None
+                continue
+            (report.replaced if old_hash else report.added).append(doc.doc_id)
+            yield position, chunk_document(doc, self.config.chunking)
 
     def _flush(
         self,
@@ -526,6 +559,28 @@ class Index:
         (folder / "fingerprint").write_text(fingerprint)
         self._lexical = (fingerprint, chunks, documents)
         return chunks, documents
+
+
+def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:
+    """Run an iterator in a background thread, ``depth`` items ahead of its consumer."""
+    buffer: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                buffer.put((True, item))
+            buffer.put((False, None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            buffer.put((False, exc))
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        more, item = buffer.get()
+        if not more:
+            if item is not None:
+                raise item
+            return
+        yield item
 
 
 def _in_documents(doc_ids: Sequence[str] | None) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import streamlit as st
 from pydantic import SecretStr
 
 from agents import ui_view as view
-from agents.agent import Agent, Answer, StepEvent, TokenEvent
+from agents.agent import Agent, Answer, ResetEvent, StepEvent, TokenEvent
 from agents.errors import ConfigError, MultigrainError
 from agents.settings import Settings, load_settings
 from agents.state import Citation
@@ -294,7 +294,6 @@ def _citations(index: Index, answer: Answer, key: str) -> None:
             on_click=_follow,
             args=(key, number),
             help=f"{citation['verdict']}: {citation['quote']}",
-            icon=":material/format_quote:",
         )
         if followed == (key, number):
             _source_panel(index, answer, citation)
@@ -403,7 +402,10 @@ def _stream_answer(agent: Agent, question: str, thread: str) -> Answer | None:
             elif isinstance(event, StepEvent):
                 status.write(view.step_line(event.entry))
                 status.update(label=view.next_stage_label(event.step))
-                written = "" if event.step == "answer" else written
+            elif isinstance(event, ResetEvent):
+                written = ""
+                slot.empty()
+                status.write(f"↺ The draft was withdrawn: {event.reason}")
             else:
                 answer = event
     except MultigrainError as exc:

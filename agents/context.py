@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.errors import StageDegradedError
 from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
 from agents.state import TraceEntry
@@ -73,17 +74,20 @@ class StepRecorder:
     outputs: dict[str, Any] = field(default_factory=dict)
     degraded: list[str] = field(default_factory=list)
     skipped: bool = False
+    strict: bool = False
     entry: TraceEntry | None = None
 
     def degrade(self, why: str) -> None:
-        """Note that this step fell back to a weaker method, and why."""
+        """Note that this step fell back to a weaker method, and why; with ``strict`` settings, fail instead."""
+        if self.strict:
+            raise StageDegradedError(f"{self.step}: {why} (strict mode is on; unset MULTIGRAIN_STRICT to degrade)")
         self.degraded.append(why)
 
 
 @contextmanager
 def record_step(step: str, ctx: RunContext, **inputs: Any) -> Iterator[StepRecorder]:
     """Time a step and count its LLM calls and tokens; ``recorder.entry`` holds the trace entry afterwards."""
-    recorder = StepRecorder(step=step, inputs=dict(inputs))
+    recorder = StepRecorder(step=step, inputs=dict(inputs), strict=ctx.settings.strict)
     before = len(ctx.ledger.records)
     started = time.perf_counter()
     yield recorder

@@ -11,6 +11,7 @@ __all__ = [
     "LLMOutputError",
     "MultigrainError",
     "RetrievalError",
+    "StageDegradedError",
 ]
 
 
@@ -37,3 +38,7 @@ class LLMOutputError(LLMError):
 
 class CitationError(MultigrainError):
     """An answer cites a passage that was not retrieved or quotes text its passage does not contain."""
+
+
+class StageDegradedError(MultigrainError):
+    """A stage would have fallen back to a weaker method, and strict mode forbids that."""

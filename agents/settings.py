@@ -164,3 +164,24 @@ def load_settings(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, its environment variable and default (kept in the README)."""
+    rows = ["| environment variable | default | what it does |", "| --- | --- | --- |"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            if model is IndexConfig and name in ("home", "chroma_host", "chroma_port"):
+                continue
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}__")
+                continue
+            default = "(unset)" if field.default is None else f"`{field.default}`"
+            if field.default_factory is not None:
+                default = "(nested)"
+            rows.append(f"| `MULTIGRAIN_{(prefix + name).upper()}` | {default} | {field.description} |")
+
+    walk(Settings, "")
+    return "\n".join(rows)

@@ -427,13 +427,13 @@ class UploadOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _refusal(name: str, data: bytes, *, max_bytes: int) -> str | None:
+def _refusal(name: str, data: bytes, *, max_mb: float) -> str | None:
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         kind = f"'{suffix}'" if suffix else "(no extension)"
         return f"unsupported file type {kind} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
-    if len(data) > max_bytes:
-        return f"file is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit"
+    if len(data) > max_mb * 2**20:
+        return f"file is {len(data) / 2**20:.3g} MB, over the {max_mb:g} MB limit (index.max_file_mb)"
     return None
 
 
@@ -451,11 +451,10 @@ def ingest_uploads(
     """
     outcome = UploadOutcome()
     folder.mkdir(parents=True, exist_ok=True)
-    max_bytes = int(index.config.max_file_mb * 2**20)
     saved: dict[str, Path] = {}
     for name, data in uploads:
         clean = safe_filename(name)
-        refusal = _refusal(clean, data, max_bytes=max_bytes)
+        refusal = _refusal(clean, data, max_mb=index.config.max_file_mb)
         if refusal is not None:
             outcome.failed.append((name, refusal))
             continue

@@ -152,6 +152,7 @@ def test_follow_a_citation_to_its_marked_quote(app_url: str, browser: object, tm
 
     citation = WebDriverWait(driver, 300).until(first_citation)
     label = citation.text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", citation)  # type: ignore[attr-defined]
     citation.click()
     mark = WebDriverWait(driver, 60).until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.mg-quote"))

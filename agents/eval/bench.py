@@ -11,6 +11,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +33,8 @@ from retrieval.models import Document
 from retrieval.store import CollectionName, Metadata
 
 CHUNKS_PER_DOC = 10
-SENTENCES_PER_CHUNK = 2
-WORDS_PER_SENTENCE = 10
+SENTENCES_PER_CHUNK = 1
+WORDS_PER_SENTENCE = 16
 TOPIC_WORDS = 12
 TOPIC_SHARE = 0.5
 VOCABULARY_SIZE = 5000
@@ -45,9 +46,10 @@ SYNTHETIC_VECTORS = (
     "centroids are the normalised mean of the chunks. Query vectors come from the real ONNX model."
 )
 SYNTHETIC_TEXT = (
-    f"chunk text: {SENTENCES_PER_CHUNK} sentences of {WORDS_PER_SENTENCE} pseudo-words from a fixed "
-    f"{VOCABULARY_SIZE}-word vocabulary, {TOPIC_SHARE:.0%} drawn from the document's {TOPIC_WORDS} topic "
-    "words; queries are topic words of a random document"
+    f"{CHUNKS_PER_DOC} chunks per document, each {SENTENCES_PER_CHUNK} stored sentence(s) of "
+    f"{WORDS_PER_SENTENCE} pseudo-words from a fixed {VOCABULARY_SIZE}-word vocabulary, "
+    f"{TOPIC_SHARE:.0%} of them drawn from the document's {TOPIC_WORDS} topic words; "
+    "each query is 4 topic words of a random document"
 )
 
 
@@ -295,19 +297,20 @@ def build_synthetic_index(index: Index, *, chunks: int, questions: int, seed: in
     topics = rng.choice(len(vocabulary), size=(documents, TOPIC_WORDS))
     per_batch = max(1, UPSERT_CHUNKS // CHUNKS_PER_DOC)
     sentences = 0
-    # Two writers keep both cores busy (sentences beside chunks) while the next batch is generated here.
+    # Two writers keep both cores busy: each collection's upsert is a task, and up to two batches are in
+    # flight, so one batch's chunks are written beside the previous batch's (twice as many) sentences.
+    in_flight: deque[list[Future[None]]] = deque()
     with ThreadPoolExecutor(max_workers=2) as writers:
-        pending: list[Future[None]] = []
         for first in range(0, documents, per_batch):
             numbers = range(first, min(first + per_batch, documents))
             batch = [_synthetic_document(d, vocabulary[topics[d]], vocabulary, rng) for d in numbers]
             rows = _batch_rows(batch, rng, dim=index.embedder.dim)
             sentences += len(rows["sentences"].ids)
-            for future in pending:
-                future.result()
-            pending = [writers.submit(_upsert, index, name, row) for name, row in rows.items()]
-        for future in pending:
-            future.result()
+            if len(in_flight) == 2:
+                _wait(in_flight.popleft())
+            in_flight.append([writers.submit(_upsert, index, name, row) for name, row in rows.items()])
+        while in_flight:
+            _wait(in_flight.popleft())
     index._rebuild_lexical()  # the store was written directly, so BM25 is rebuilt by hand
     asked = rng.choice(documents, size=questions)
     texts = [
@@ -316,6 +319,11 @@ def build_synthetic_index(index: Index, *, chunks: int, questions: int, seed: in
     return SyntheticCorpus(
         documents, documents * CHUNKS_PER_DOC, sentences, time.perf_counter() - started, texts
     )
+
+
+def _wait(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result()
 
 
 def _vocabulary(rng: np.random.Generator) -> np.ndarray:
@@ -418,12 +426,11 @@ def _batch_rows(
 
 def _profile_metadata(item: _SyntheticDocument, base: Metadata) -> Metadata:
     doc = item.document
-    first, second = item.sentences[0], item.sentences[1]
     return {
         **base,
         "title": doc.title,
         "source": doc.source,
-        "summary": f"{doc.text[first[0] : first[1]]} {doc.text[second[0] : second[1]]}",
+        "summary": " ".join(doc.text[start:end] for start, end in item.sentences[:2]),
         "keywords": ", ".join(item.topic),
         "chunks": len(item.chunks),
         "sentences": len(item.sentences),

@@ -20,7 +20,9 @@ class MergedQuery:
     variant_vectors: list[np.ndarray]
 
 
-def merge_variants(variants: list[QueryVariant], embed: Callable[[Sequence[str]], np.ndarray], *, question_repeats: int) -> MergedQuery:
+def merge_variants(
+    variants: list[QueryVariant], embed: Callable[[Sequence[str]], np.ndarray], *, question_repeats: int
+) -> MergedQuery:
     """MuGI: the question repeated beside the pseudo-documents for BM25; pooled embeddings for dense."""
     asked = next((v["text"] for v in variants if v["kind"] == "standalone"), variants[0]["text"])
     pseudo = [v["text"] for v in variants if v["kind"] == "pseudo_doc"]

@@ -24,9 +24,8 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     with record_step(
         "retrieve", ctx, documents=len(kept) if routed else "all", variants=len(state["variants"])
     ) as rec:
-        query = merge_variants(
-            state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats
-        )
+        repeats = ctx.settings.expand.question_repeats
+        query = merge_variants(state["variants"], ctx.embed, question_repeats=repeats)
         lists: dict[str, list[ChunkHit]] = {}
         searches = [("merged", query.lexical, query.vector)] + [
             (f"{v['kind']}:{i}", v["text"], vector)

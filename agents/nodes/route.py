@@ -11,11 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field
 
-from agents.context import RunContext, record_step
+from agents.context import RunContext, StepRecorder, record_step
+from agents.errors import LLMError
 from agents.nodes._queries import merge_variants
 from agents.state import AgentState, RoutedDoc
+from prompts import render
 from retrieval.fusion import gap_cut, ranked, rrf
+from retrieval.index import DocProfile
+
+JUDGE_CANDIDATES = 10
 
 
 def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -30,7 +36,7 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     with record_step("route", ctx, variants=len(state["variants"])) as rec:
         index = ctx.index
         query = merge_variants(
-            state["variants"], index.embedder, question_repeats=ctx.settings.expand.question_repeats
+            state["variants"], ctx.embed, question_repeats=ctx.settings.expand.question_repeats
         )
         signals = {
             "profile": [r.id for r in index.dense_documents(query.vector, config.candidates, by="profile")],
@@ -50,7 +56,12 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
         widened = confidence < config.low_confidence
         if widened:
             keep = min(len(order), max(keep * config.widen_factor, config.max_docs))
-        titles = {p.doc_id: p.title for p in index.documents_by_id(order[: keep + 10])}
+        profiles = {p.doc_id: p for p in index.documents_by_id(order[: max(keep, JUDGE_CANDIDATES) + 10])}
+        if config.llm_judge and ctx.llm is not None:
+            order = _judged_order(
+                state.get("standalone") or state["question"], order, keep, profiles, ctx, rec
+            )
+        titles = {d: p.title for d, p in profiles.items()}
         routed = [
             RoutedDoc(
                 doc_id=d,
@@ -63,13 +74,57 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
             )
             for i, d in enumerate(order[: keep + 10])
         ]
-        rec.outputs = {
+        rec.outputs |= {
             "kept": keep,
             "confidence": round(confidence, 3),
             "widened": widened,
             "candidates": len(order),
         }
     return {"routed": routed, "route_confidence": confidence, "widened": widened, "trace": [rec.entry]}
+
+
+class DocumentChoice(BaseModel):
+    """The judge's choice among candidate documents."""
+
+    documents: list[int] = Field(
+        description="Numbers of the documents likely to contain the answer, best first."
+    )
+
+
+def _judged_order(
+    question: str,
+    order: list[str],
+    keep: int,
+    profiles: dict[str, DocProfile],
+    ctx: RunContext,
+    rec: StepRecorder,
+) -> list[str]:
+    """Let the model choose among the top candidates' profiles; its picks lead, the fused order fills the rest."""
+    shown = [d for d in order[: min(keep, JUDGE_CANDIDATES)] if d in profiles]
+    model = ctx.model_for("route")
+    if model is None or not shown:
+        rec.degrade("LLM call budget spent; kept the fused document order")
+        return order
+    listing = "\n\n".join(
+        f"[{i + 1}] {profiles[d].title}\n{profiles[d].summary}\nKeywords: {', '.join(profiles[d].keywords)}"
+        for i, d in enumerate(shown)
+    )
+    try:
+        reply = model.structured(
+            render("route_judge", question=question, documents=listing),
+            DocumentChoice,
+            stage="route",
+            max_tokens=16 + 6 * len(shown),
+        )
+    except LLMError as exc:
+        rec.degrade(f"document judge failed, kept the fused order: {exc}")
+        return order
+    picked = [shown[n - 1] for n in dict.fromkeys(reply.documents) if 1 <= n <= len(shown)]
+    if not picked:
+        rec.degrade("document judge named no valid document; kept the fused order")
+        return order
+    rec.outputs["judge_picked"] = picked
+    return picked + [d for d in order if d not in picked]
 
 
 def _confidence(scores: list[float], keep: int) -> float:

@@ -240,7 +240,8 @@ def _judge(
     )
     sources = "\n\n".join(format_source(n, ranked[n - 1]) for n in numbers)
     try:
-        reply = model.structured(render("verify", claims=claims, sources=sources),
+        reply = model.structured(
+            render("verify", claims=claims, sources=sources),
             Judgements,
             stage="verify",
             max_tokens=60 + 80 * len(todo),

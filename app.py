@@ -55,7 +55,7 @@ def _conversations(agent: Agent) -> None:
     current = st.session_state.thread_id
     stored = agent.threads()[:30]
     options = stored if current in stored else [current, *stored]
-    labels = {t: view.thread_label(agent.history(t)) for t in options}
+    labels = view.thread_labels({t: agent.history(t) for t in options})
     chosen = st.radio("Conversations", options, index=options.index(current), format_func=labels.__getitem__)
     if chosen != current:
         st.session_state.thread_id = chosen

@@ -59,6 +59,7 @@ __all__ = [
     "step_line",
     "step_rows",
     "thread_label",
+    "thread_labels",
     "trace_entry",
     "upload_types",
 ]
@@ -323,6 +324,17 @@ def thread_label(history: Sequence[Mapping[str, str]]) -> str:
         return "New conversation"
     first = " ".join(history[0].get("question", "").split())
     return first if len(first) <= THREAD_LABEL_CHARS else first[: THREAD_LABEL_CHARS - 1] + "…"
+
+
+def thread_labels(histories: Mapping[str, Sequence[Mapping[str, str]]]) -> dict[str, str]:
+    """Sidebar names for conversations (id -> history), made unique: a repeated name gets ' (2)', ' (3)'."""
+    labels: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for thread_id, history in histories.items():
+        label = thread_label(history)
+        seen[label] = seen.get(label, 0) + 1
+        labels[thread_id] = label if seen[label] == 1 else f"{label} ({seen[label]})"
+    return labels
 
 
 # ----- settings ------------------------------------------------------------------------------------

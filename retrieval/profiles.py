@@ -22,10 +22,11 @@ def centroid(vectors: np.ndarray) -> np.ndarray:
 
 def summarize(
     sentences: Sequence[Unit], vectors: np.ndarray, center: np.ndarray, *, max_words: int = 80
-) -> str:
-    """The sentences most central to the document (closest to its centroid), in document order."""
+) -> tuple[str, list[int]]:
+    """The sentences most central to the document (closest to its centroid), in document order, with their
+    positions: their mean embedding is the document's profile vector, so a profile costs no model call."""
     if not sentences:
-        return ""
+        return "", []
     if len(vectors) == len(sentences) and center.size:
         order = np.argsort(-(vectors @ center), kind="stable")
     else:

@@ -128,7 +128,7 @@ class ChromaStore:
             include=["metadatas", "documents", "distances"],
         )
         flat = {key: (value[0] if value else None) for key, value in result.items() if key != "included"}
-        return _records(flat["ids"], flat, flat["distances"])
+        return _records(flat["ids"] or [], flat, flat["distances"])
 
 
 def _records(

@@ -99,6 +99,16 @@ def test_a_question_gets_an_answer_citations_and_every_step_panel(
     assert quote.strip() and quote == document.text[int(start) : int(end)]
     assert doc_id == "tea.html" and document.title in buttons[0].label
 
+    asked = at.session_state["thread_id"]
+    next(b for b in at.button if b.label == "New conversation").click().run()
+    assert at.session_state["thread_id"] != asked and not _citation_buttons(at)
+    conversations = at.sidebar.radio[0]
+    assert conversations.value == at.session_state["thread_id"]
+    assert conversations.options[0] == "New conversation" and QUESTION[:40] in conversations.options[1]
+    conversations.set_value(asked).run()
+    _no_exceptions(at)
+    assert at.session_state["thread_id"] == asked and _citation_buttons(at)
+
 
 def test_turning_rerank_off_reaches_the_next_answer(app_over_corpus: AppTest):
     at = app_over_corpus
@@ -360,3 +370,9 @@ def test_thread_label_is_the_first_question_shortened():
     ]
     assert view.thread_label(history) == QUESTION[: view.THREAD_LABEL_CHARS - 1] + "…"
     assert view.thread_label([]) == "New conversation"
+    same = [{"question": "Why?", "answer": ""}]
+    assert list(view.thread_labels({"a": same, "b": [], "c": same}).values()) == [
+        "Why?",
+        "New conversation",
+        "Why? (2)",
+    ]

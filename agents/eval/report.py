@@ -17,16 +17,12 @@ RESULTS_MD = "results.md"
 RECALL_PLOT = "recall_at_k.png"
 
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("doc_recall@1", "doc R@1"),
-    ("doc_recall@5", "doc R@5"),
-    ("doc_recall@10", "doc R@10"),
-    ("evidence_recall@1", "evid R@1"),
-    ("evidence_recall@5", "evid R@5"),
-    ("evidence_recall@10", "evid R@10"),
-    ("answer_hit@5", "ans hit@5"),
-    ("citation_precision", "cit prec"),
-    ("supported_share", "supported"),
-    ("latency_p50", "p50 s"),
+    *((f"doc_recall@{k}", f"doc_recall@{k}") for k in DEFAULT_KS),
+    *((f"evidence_recall@{k}", f"evidence_recall@{k}") for k in DEFAULT_KS),
+    ("answer_hit@5", "answer_hit@5"),
+    ("citation_precision", "citation_precision"),
+    ("supported_share", "supported_share"),
+    ("latency_p50", "latency_p50 (s)"),
 )
 PLOTTED_METRICS = ("evidence_recall", "doc_recall")
 MISSING = "–"

@@ -69,7 +69,12 @@ def test_query_bench_times_both_modes_at_every_size(
         assert row["chunks"] == int(size) and row["documents"] == int(size) // 10
         for mode in ("routed", "unrouted"):
             assert 0 < row[mode]["search_p50"] <= row[mode]["p50"] <= row[mode]["p95"]
-    assert "within" in result["scaling"]["routed_statement"]
+    routed = result["sizes"]["400"]["routed"]["p50"] / result["sizes"]["200"]["routed"]["p50"]
+    assert result["scaling"]["routed"] == pytest.approx(routed)
+    assert "at 400 chunks" in result["scaling"]["routed_statement"]
+    assert f"{routed:.1f}x" in result["scaling"]["routed_statement"]
+    assert {"route_p50", "retrieve_p50", "rerank_p50"} <= set(result["sizes"]["200"]["routed"])
+    assert "route_p50" not in result["sizes"]["200"]["unrouted"]
     assert "synthetic" in result["vectors"]
     printed = capsys.readouterr().out
     assert "routed p50/p95 ms" in printed and result["scaling"]["unrouted_statement"] in printed

@@ -28,12 +28,12 @@ def _settings_with_key(overrides: dict[str, Any], key: SecretStr | None) -> Sett
     return load_settings(merged)
 
 
-@st.cache_resource(show_spinner="Opening the index…")
+@st.cache_resource(show_spinner="Opening the index…", max_entries=4)
 def _open_index(fingerprint: str, _config: IndexConfig) -> Index:
     return Index(_config)
 
 
-@st.cache_resource(show_spinner="Preparing the agent…")
+@st.cache_resource(show_spinner="Preparing the agent…", max_entries=8)
 def _open_agent(fingerprint: str, _settings: Settings, _index: Index) -> Agent:
     return Agent(_settings, index=_index)
 
@@ -124,7 +124,7 @@ def _settings_panel(settings: Settings) -> None:
     with st.form("settings", border=False):
         st.text_input("LLM base URL", key="set_base_url", placeholder="https://api.openai.com/v1")
         st.text_input("Model", key="set_model")
-        hint = "a key is set (hidden)" if has_key else "none: offline unless a base URL is set"
+        hint = "a key is set (hidden)" if has_key else "none (offline)"
         st.text_input("API key", key="set_api_key", type="password", placeholder=hint)
         st.caption("Stages")
         for stage in view.SWITCHABLE_STAGES:
@@ -133,9 +133,8 @@ def _settings_panel(settings: Settings) -> None:
         st.number_input("Passages kept by rerank (rerank.k)", min_value=1, max_value=50, key="set_rerank_k")
         st.number_input("Fewest documents routed", min_value=1, key="set_route_min")
         st.number_input("Most documents routed", min_value=1, key="set_route_max")
-        apply_col, test_col = st.columns(2)
-        apply_col.form_submit_button("Apply", on_click=_apply_settings, type="primary")
-        test_col.form_submit_button("Test connection", on_click=_test_connection)
+        st.form_submit_button("Apply", on_click=_apply_settings, type="primary", width="stretch")
+        st.form_submit_button("Test connection", on_click=_test_connection, width="stretch")
     if st.session_state.get("api_key") is not None:
         st.button("Forget the API key", on_click=_forget_key)
     message = st.session_state.get("settings_message")
@@ -143,13 +142,15 @@ def _settings_panel(settings: Settings) -> None:
         (st.success if message[0] == "success" else st.error)(message[1])
 
 
-def _sidebar(agent: Agent) -> None:
+def _sidebar(agent: Agent) -> Any:
+    """Title, mode and settings; returns the slot for the conversations, filled after the chat ran."""
     with st.sidebar:
         st.title("Multigrain")
         st.caption(f"Mode: {agent.mode}")
-        _conversations(agent)
+        conversations = st.container()
         with st.expander("Settings", icon=":material/settings:"):
             _settings_panel(agent.settings)
+    return conversations
 
 
 # ----- the library ----------------------------------------------------------------------------------
@@ -170,6 +171,9 @@ def _load_demo(index: Index) -> None:
         added=report.added, replaced=report.replaced, unchanged=report.unchanged, failed=report.failed
     )
     st.session_state.upload_outcome = outcome
+    st.session_state.toast = (
+        f"The demo corpus is in the library: {len(report.added) + len(report.replaced)} documents."
+    )
     st.rerun()
 
 
@@ -238,10 +242,7 @@ def _library(agent: Agent) -> None:
         with st.expander(f"{profile.title} — {profile.chunks} chunks", icon=":material/description:"):
             st.write(profile.summary)
             st.caption(f"Keywords: {', '.join(profile.keywords)}")
-            st.caption(
-                f"id `{profile.doc_id}` · {profile.sentences} sentences · {profile.pages} pages · "
-                f"{profile.chars:,} characters · {profile.source}"
-            )
+            st.caption(view.profile_facts(profile))
             st.button(
                 "Remove from the library",
                 key=f"remove-{profile.doc_id}",
@@ -375,6 +376,9 @@ PANELS = (
 def _render_answer(index: Index, answer: Answer, key: str) -> None:
     for notice in answer.notices:
         st.info(notice, icon=":material/info:")
+    degraded = view.degradation_notice(answer.trace)
+    if degraded:
+        st.warning(degraded, icon=":material/warning:")
     if answer.sentences:
         st.markdown(view.answer_html(answer.sentences), unsafe_allow_html=True)
         if any(sentence["verdict"] for sentence in answer.sentences):
@@ -418,15 +422,20 @@ def _stream_answer(agent: Agent, question: str, thread: str) -> Answer | None:
     return answer
 
 
+def _say(role: str, text: str, *, into: Any = st) -> None:
+    """A chat message shown as written (no Markdown or math read into it)."""
+    into.chat_message(role).markdown(view.plain_html(text), unsafe_allow_html=True)
+
+
 def _history(agent: Agent, thread: str) -> list[Answer]:
     answers: dict[str, list[Answer]] = st.session_state.setdefault("answers", {})
     rich = answers.setdefault(thread, [])
     stored = agent.history(thread)
     for turn in stored[: max(0, len(stored) - len(rich))]:
-        st.chat_message("user").write(turn.get("question", ""))
-        st.chat_message("assistant").write(turn.get("answer", ""))
+        _say("user", turn.get("question", ""))
+        _say("assistant", turn.get("answer", ""))
     for i, answer in enumerate(rich):
-        st.chat_message("user").write(answer.question)
+        _say("user", answer.question)
         with st.chat_message("assistant"):
             _render_answer(agent.index, answer, f"{thread[:8]}-{i}")
     return rich
@@ -440,9 +449,9 @@ def _chat(agent: Agent) -> None:
     rich = _history(agent, thread)
     latest = st.container()
     question = st.chat_input("Ask a question about your documents")
-    if not question:
+    if not question or not question.strip():
         return
-    latest.chat_message("user").write(question)
+    _say("user", question, into=latest)
     with latest.chat_message("assistant"):
         answer = _stream_answer(agent, question, thread)
         if answer is not None:
@@ -452,7 +461,7 @@ def _chat(agent: Agent) -> None:
 
 def main() -> None:
     """Lay out the page: sidebar (conversations, settings), then the Chat and Library tabs."""
-    st.set_page_config(page_title="Multigrain", page_icon="🌾", layout="wide")
+    st.set_page_config(page_title="Multigrain", page_icon=":material/grain:", layout="wide")
     st.markdown(view.STYLE, unsafe_allow_html=True)
     st.session_state.setdefault("thread_id", uuid.uuid4().hex)
     try:
@@ -461,12 +470,16 @@ def main() -> None:
         st.error(str(exc))
         st.stop()
     agent = _agent(settings)
-    _sidebar(agent)
+    if toast := st.session_state.pop("toast", None):
+        st.toast(toast, icon=":material/library_add_check:")
+    conversations = _sidebar(agent)
     chat_tab, library_tab = st.tabs(["Chat", "Library"])
     with library_tab:
         _library(agent)
     with chat_tab:
         _chat(agent)
+    with conversations:
+        _conversations(agent)
 
 
 if __name__ == "__main__":

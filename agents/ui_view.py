@@ -23,7 +23,7 @@ from agents.errors import LLMError
 from agents.llm import ChatModel
 from agents.settings import Settings
 from agents.state import AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
-from retrieval.index import IngestReport
+from retrieval.index import DocProfile, IngestReport
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.models import Document
 
@@ -40,6 +40,7 @@ __all__ = [
     "check_connection",
     "chunk_titles",
     "citation_label",
+    "degradation_notice",
     "demo_folder",
     "expansion_rows",
     "fingerprint",
@@ -47,6 +48,7 @@ __all__ = [
     "ingest_uploads",
     "next_stage_label",
     "plain_html",
+    "profile_facts",
     "remove_document",
     "rerank_rows",
     "retrieval_tables",
@@ -222,6 +224,14 @@ def step_rows(trace: Sequence[TraceEntry]) -> list[dict[str, Any]]:
         }
         for entry in trace
     ]
+
+
+def degradation_notice(trace: Sequence[TraceEntry]) -> str | None:
+    """One line naming the steps that fell back to a weaker method, or None when none did."""
+    steps = list(dict.fromkeys(entry["step"] for entry in trace if entry["degraded"]))
+    if not steps:
+        return None
+    return f"Degraded: {', '.join(steps)} fell back to a weaker method; their panels below say why."
 
 
 def expansion_rows(variants: Sequence[QueryVariant]) -> list[dict[str, str]]:
@@ -410,6 +420,15 @@ def check_connection(
 
 
 # ----- the library ---------------------------------------------------------------------------------
+
+
+def profile_facts(profile: DocProfile) -> str:
+    """A document's id, size and source in one line (pages only for paged documents)."""
+    pages = f" · {profile.pages} pages" if profile.pages else ""
+    return (
+        f"id `{profile.doc_id}` · {profile.chunks} chunks · {profile.sentences} sentences{pages} · "
+        f"{profile.chars:,} characters · {profile.source}"
+    )
 
 
 def upload_types() -> list[str]:

@@ -260,14 +260,14 @@ class Index:
                 if item is not None:
                     batch.append(item)
                 if sum(len(c.chunks) for c in batch) >= BATCH_CHUNKS:
-                    pending_write = self._flush(batch, writer, pending_write, report)
+                    pending_write = self._flush(batch, writer, pending_write, report, set(stored))
                     batch = []
                 if not batch:
                     for done in range(last_position + 1, position + 1):
                         advance(done)
                     last_position = position
             if batch:
-                pending_write = self._flush(batch, writer, pending_write, report)
+                pending_write = self._flush(batch, writer, pending_write, report, set(stored))
             if pending_write is not None:
                 pending_write.result()
             for done in range(last_position + 1, position + 1):
@@ -305,6 +305,7 @@ class Index:
         writer: ThreadPoolExecutor,
         previous: Future[None] | None,
         report: IngestReport,
+        stored: set[str],
     ) -> Future[None]:
         """Embed a batch here while the writer thread stores the previous one."""
         rows = self._embed_batch(batch)
@@ -312,7 +313,7 @@ class Index:
             previous.result()
         report.chunks += sum(len(c.chunks) for c in batch)
         report.sentences += sum(len(c.sentences) for c in batch)
-        return writer.submit(self._write_batch, batch, rows)
+        return writer.submit(self._write_batch, batch, rows, stored)
 
     def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
         chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
@@ -342,65 +343,33 @@ class Index:
             )
         return rows
 
-    def _write_batch(self, batch: list[ChunkedDocument], rows: list[dict[str, Any]]) -> None:
+    def _write_batch(self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]) -> None:
+        """Write a batch: one upsert per collection, profiles last (a document without one counts as absent)."""
         doc_ids = [c.document.doc_id for c in batch]
         self._journal.begin(doc_ids)
         for doc_id in doc_ids:
-            self._delete_everywhere(doc_id)
-        for item, row in zip(batch, rows, strict=True):
-            self._write_document(item, row)
-        self._journal.done(doc_ids)
-
-    def _write_document(self, item: ChunkedDocument, row: dict[str, Any]) -> None:
-        doc = item.document
-        base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
-        if row["sentences"] is not None and item.sentences:
-            self.store.upsert(
-                "sentences",
-                ids=[u.unit_id for u in item.sentences],
-                texts=[u.text for u in item.sentences],
-                metadatas=[_unit_metadata(u, base) for u in item.sentences],
-                vectors=row["sentences"],
-            )
-        if item.chunks:
-            self.store.upsert(
-                "chunks",
-                ids=[u.unit_id for u in item.chunks],
-                texts=[u.text for u in item.chunks],
-                metadatas=[{**_unit_metadata(u, base), "title": doc.title} for u in item.chunks],
-                vectors=row["chunks"],
-            )
-            self.store.upsert(
-                "centroids",
-                ids=[doc.doc_id],
-                texts=[doc.title],
-                metadatas=[base],
-                vectors=row["centroid"][None, :],
-            )
-        profile: Metadata = {
-            **base,
-            "title": doc.title,
-            "source": doc.source,
-            "summary": row["summary"],
-            "keywords": ", ".join(row["keywords"]),
-            "chunks": len(item.chunks),
-            "sentences": len(item.sentences),
-            "pages": len(doc.pages),
-            "chars": len(doc.text),
-            "spans": json.dumps(
-                {
-                    "sections": [[s.start, s.end, list(s.label), s.page] for s in doc.sections],
-                    "pages": [[p.start, p.end, p.page] for p in doc.pages],
-                }
-            ),
+            if doc_id in stored:
+                self._delete_everywhere(doc_id)
+        records: dict[str, list[tuple[str, str, Metadata, np.ndarray]]] = {
+            "sentences": [],
+            "chunks": [],
+            "centroids": [],
+            "documents": [],
         }
-        self.store.upsert(
-            "documents",
-            ids=[doc.doc_id],
-            texts=[doc.text],
-            metadatas=[profile],
-            vectors=row["profile"][None, :],
-        )
+        for item, row in zip(batch, rows, strict=True):
+            for name, items in _document_records(item, row).items():
+                records[name].extend(items)
+        for name in ("sentences", "chunks", "centroids", "documents"):
+            if records[name]:
+                ids, texts, metadatas, vectors = zip(*records[name], strict=True)
+                self.store.upsert(
+                    name,  # type: ignore[arg-type]
+                    ids=ids,
+                    texts=texts,
+                    metadatas=metadatas,
+                    vectors=np.stack(vectors),
+                )
+        self._journal.done(doc_ids)
 
     def remove(self, doc_id: str) -> bool:
         """Delete a document from every collection and from BM25; False if it was not there."""
@@ -470,6 +439,15 @@ class Index:
         if doc_ids is not None and not doc_ids:
             return []
         return [ChunkHit.from_record(r) for r in self.store.query("chunks", vector, k, where=where)]
+
+    def dense_chunks_many(
+        self, vectors: np.ndarray, k: int, *, doc_ids: Sequence[str] | None = None
+    ) -> list[list[ChunkHit]]:
+        """:meth:`dense_chunks` for several query vectors in one store call."""
+        if doc_ids is not None and not doc_ids:
+            return [[] for _ in vectors]
+        found = self.store.query_many("chunks", vectors, k, where=_in_documents(doc_ids))
+        return [[ChunkHit.from_record(r) for r in records] for records in found]
 
     def bm25_chunks(self, query: str, k: int, *, doc_ids: Sequence[str] | None = None) -> list[ChunkHit]:
         """Chunks by BM25, optionally only inside the given documents."""
@@ -581,6 +559,45 @@ def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:
                 raise item
             return
         yield item
+
+
+def _document_records(
+    item: ChunkedDocument, row: dict[str, Any]
+) -> dict[str, list[tuple[str, str, Metadata, np.ndarray]]]:
+    """A document's records for each collection: (id, text, metadata, vector)."""
+    doc = item.document
+    base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
+    records: dict[str, list[tuple[str, str, Metadata, np.ndarray]]] = {}
+    if row["sentences"] is not None:
+        records["sentences"] = [
+            (u.unit_id, u.text, _unit_metadata(u, base), v)
+            for u, v in zip(item.sentences, row["sentences"], strict=True)
+        ]
+    records["chunks"] = [
+        (u.unit_id, u.text, {**_unit_metadata(u, base), "title": doc.title}, v)
+        for u, v in zip(item.chunks, row["chunks"], strict=True)
+    ]
+    if item.chunks:
+        records["centroids"] = [(doc.doc_id, doc.title, base, row["centroid"])]
+    profile: Metadata = {
+        **base,
+        "title": doc.title,
+        "source": doc.source,
+        "summary": row["summary"],
+        "keywords": ", ".join(row["keywords"]),
+        "chunks": len(item.chunks),
+        "sentences": len(item.sentences),
+        "pages": len(doc.pages),
+        "chars": len(doc.text),
+        "spans": json.dumps(
+            {
+                "sections": [[s.start, s.end, list(s.label), s.page] for s in doc.sections],
+                "pages": [[p.start, p.end, p.page] for p in doc.pages],
+            }
+        ),
+    }
+    records["documents"] = [(doc.doc_id, doc.text, profile, row["profile"])]
+    return records
 
 
 def _in_documents(doc_ids: Sequence[str] | None) -> dict[str, Any] | None:

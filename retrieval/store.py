@@ -119,16 +119,28 @@ class ChromaStore:
         self, name: CollectionName, vector: np.ndarray, k: int, *, where: Mapping[str, Any] | None = None
     ) -> list[Record]:
         """The k nearest items to a vector, with cosine similarity as score."""
-        if k <= 0:
-            return []
+        return self.query_many(name, np.asarray(vector)[None, :], k, where=where)[0]
+
+    def query_many(
+        self, name: CollectionName, vectors: np.ndarray, k: int, *, where: Mapping[str, Any] | None = None
+    ) -> list[list[Record]]:
+        """The k nearest items to each of several vectors in one call, so a filter is evaluated once."""
+        if k <= 0 or len(vectors) == 0:
+            return [[] for _ in vectors]
         result = self._collections[name].query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            query_embeddings=np.asarray(vectors, dtype=np.float32),
             n_results=k,
             where=dict(where) if where else None,
             include=["metadatas", "documents", "distances"],
         )
-        flat = {key: (value[0] if value else None) for key, value in result.items() if key != "included"}
-        return _records(flat["ids"] or [], flat, flat["distances"])
+        return [
+            _records(
+                result["ids"][i],
+                {"documents": result["documents"][i], "metadatas": result["metadatas"][i]},
+                result["distances"][i],
+            )
+            for i in range(len(vectors))
+        ]
 
 
 def _records(

@@ -11,13 +11,27 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from agents.settings import load_settings
+from retrieval.index import Index
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "How much does the Rosetta Stone weigh?"
+DEMO_BUTTON = "//button[normalize-space(.)='Load the demo corpus']"
+CITATION_BUTTON = "//button[starts-with(normalize-space(.), '[')]"
 
 pytestmark = [
     pytest.mark.browser,
@@ -87,11 +101,8 @@ def app_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
     """Headless Chromium through Debian's chromedriver, with a fresh profile."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -113,63 +124,45 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def _visible_button(driver: object, text: str, *, timeout: float) -> object:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+def _visible_buttons(driver: WebDriver, xpath: str) -> list[WebElement]:
+    return [b for b in driver.find_elements(By.XPATH, xpath) if b.is_displayed()]
 
-    xpath = f"//button[normalize-space(.)={text!r}]"
 
-    def find(d: object) -> object:
-        shown = [b for b in d.find_elements(By.XPATH, xpath) if b.is_displayed()]  # type: ignore[attr-defined]
+def _wait_for_button(driver: WebDriver, xpath: str, *, timeout: float) -> WebElement:
+    def find(d: WebDriver) -> WebElement | Literal[False]:
+        shown = _visible_buttons(d, xpath)
         return shown[0] if shown else False
 
     return WebDriverWait(driver, timeout).until(find)
 
 
-def test_follow_a_citation_to_its_marked_quote(app_url: str, browser: object, tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver = browser
-    driver.get(app_url)  # type: ignore[attr-defined]
-    _visible_button(driver, "Load the demo corpus", timeout=120).click()  # type: ignore[attr-defined]
-    wait = WebDriverWait(driver, 400)
-    wait.until(lambda d: not d.find_elements(By.XPATH, "//button[normalize-space(.)='Load the demo corpus']"))
+def test_follow_a_citation_to_its_marked_quote(app_url: str, browser: WebDriver, tmp_path: Path) -> None:
+    browser.get(app_url)
+    _wait_for_button(browser, DEMO_BUTTON, timeout=120).click()
+    wait = WebDriverWait(browser, 400)
+    wait.until(lambda d: not d.find_elements(By.XPATH, DEMO_BUTTON))
     box = wait.until(
         ec.element_to_be_clickable((By.CSS_SELECTOR, "textarea[data-testid='stChatInputTextArea']"))
     )
     box.send_keys(QUESTION, Keys.ENTER)
 
-    def first_citation(d: object) -> object:
-        found = [
-            b
-            for b in d.find_elements(By.XPATH, "//button[starts-with(normalize-space(.), '[')]")  # type: ignore[attr-defined]
-            if b.is_displayed() and re.match(r"\[\d+\] ", b.text)
-        ]
-        return found[0] if found else False
-
-    citation = WebDriverWait(driver, 300).until(first_citation)
+    citation = _wait_for_button(browser, CITATION_BUTTON, timeout=300)
     label = citation.text
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", citation)  # type: ignore[attr-defined]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", citation)
     citation.click()
-    mark = WebDriverWait(driver, 60).until(
+    mark = WebDriverWait(browser, 60).until(
         ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.mg-quote"))
     )
-    quote = driver.execute_script("return arguments[0].textContent;", mark)  # type: ignore[attr-defined]
-    caption = driver.find_element(By.XPATH, "//*[contains(text(), 'characters ')]").text  # type: ignore[attr-defined]
+    quote = str(browser.execute_script("return arguments[0].textContent;", mark))
+    caption = browser.find_element(By.XPATH, "//*[contains(text(), 'characters ')]").text
     shot = tmp_path / "citation.png"
-    driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    browser.save_screenshot(str(shot))
     print(f"screenshot: {shot}")
 
     span = re.search(r"characters (\d+)–(\d+) of (\S+)", caption)
     assert span is not None, caption
     start, end, doc_id = int(span.group(1)), int(span.group(2)), span.group(3)
     assert quote.strip(), f"the quote of {label!r} is empty"
-    from agents.settings import load_settings
-    from retrieval.index import Index
-
     document = Index(load_settings({"home": tmp_path / "home"}).index).document(doc_id)
     assert document.text[start:end] == quote
-    assert document.title in label
+    assert re.match(r"\[\d+\] ", label) and document.title in label

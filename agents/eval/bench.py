@@ -240,7 +240,8 @@ def time_questions(settings: Settings, index: Index, questions: Sequence[str]) -
         totals.append(time.perf_counter() - started)
         steps: dict[str, float] = {}
         for entry in answer.trace:
-            steps[entry["step"]] = steps.get(entry["step"], 0.0) + entry["seconds"]
+            if not entry["skipped"]:
+                steps[entry["step"]] = steps.get(entry["step"], 0.0) + entry["seconds"]
         steps["search"] = sum(steps.get(step, 0.0) for step in SEARCH_STEPS)
         for step, seconds in steps.items():
             by_step.setdefault(step, []).append(seconds)

@@ -165,7 +165,7 @@ def ingest_dataset(dataset: Dataset, index: Index, *, progress: bool) -> IngestR
     if dataset.corpus_path is not None:
         size = dataset.corpus_path.stat().st_size
         documents = load_file(dataset.corpus_path, doc_id="", max_bytes=size + 1)
-        with tqdm(documents, desc="ingest", unit="doc", file=sys.stderr, disable=not progress) as bar:
+        with tqdm(documents, desc="ingest (read)", unit="doc", file=sys.stderr, disable=not progress) as bar:
             report = index.ingest_documents(bar)
     else:
         assert dataset.docs_dir is not None

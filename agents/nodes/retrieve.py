@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from agents.context import RunContext, record_step
@@ -31,10 +32,12 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
             (f"{v['kind']}:{i}", v["text"], vector)
             for i, (v, vector) in enumerate(zip(state["variants"], query.variant_vectors, strict=True))
         ]
-        for label, text, vector in searches:
-            if config.dense:
-                lists[f"{label}/dense"] = index.dense_chunks(vector, config.per_variant_k, doc_ids=doc_ids)
-            if config.bm25:
+        if config.dense:
+            vectors = np.stack([vector for _, _, vector in searches])
+            dense = index.dense_chunks_many(vectors, config.per_variant_k, doc_ids=doc_ids)
+            lists |= {f"{label}/dense": found for (label, _, _), found in zip(searches, dense, strict=True)}
+        if config.bm25:
+            for label, text, _ in searches:
                 lists[f"{label}/bm25"] = index.bm25_chunks(text, config.per_variant_k, doc_ids=doc_ids)
         hits = {h.chunk_id: h for found in lists.values() for h in found}
         rankings = [[h.chunk_id for h in found] for found in lists.values()]

@@ -28,8 +28,8 @@ from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.models import Document
 
 __all__ = [
-    "STAGES",
     "LEGEND_HTML",
+    "STAGES",
     "STYLE",
     "SWITCHABLE_STAGES",
     "VERDICT_SYMBOLS",
@@ -77,6 +77,7 @@ STAGES: Mapping[str, str] = {
 SWITCHABLE_STAGES = ("expand", "route", "rerank", "verify")
 VERDICT_SYMBOLS: Mapping[str, str] = {"supported": "✓", "partial": "◐", "unsupported": "✗"}
 SNIPPET_CHARS = 160
+CONTEXT_CHARS = 400  # shown around a quote whose passage is unknown
 THREAD_LABEL_CHARS = 48
 
 STYLE = """
@@ -168,8 +169,8 @@ def source_view(document: Document, citation: Citation, *, passage: Passage | No
     """
     text = document.text
     start, end = max(0, citation["start"]), min(len(text), citation["end"])
-    low = min(start, passage["start"]) if passage else max(0, start - 400)
-    high = max(end, passage["end"]) if passage else min(len(text), end + 400)
+    low = min(start, passage["start"]) if passage else max(0, start - CONTEXT_CHARS)
+    high = max(end, passage["end"]) if passage else min(len(text), end + CONTEXT_CHARS)
     before = ("…" if low > 0 else "") + text[low:start]
     after = text[end:high] + ("…" if high < len(text) else "")
     marked = f'<mark class="mg-quote">{_html_text(text[start:end])}</mark>'

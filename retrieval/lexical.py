@@ -36,6 +36,10 @@ class LexicalIndex:
     doc_ids: list[str]
     retriever: bm25s.BM25 | None
 
+    def __post_init__(self) -> None:
+        self._doc_codes = {d: i for i, d in enumerate(dict.fromkeys(self.doc_ids))}
+        self._doc_of_row = np.fromiter((self._doc_codes[d] for d in self.doc_ids), dtype=np.int64)
+
     @classmethod
     def build(cls, ids: list[str], doc_ids: list[str], texts: Sequence[str]) -> LexicalIndex:
         """Index the texts; an empty list gives an index that finds nothing."""
@@ -61,9 +65,8 @@ class LexicalIndex:
         if scores.size == 0:
             return []
         if doc_ids is not None:
-            allowed = set(doc_ids)
-            mask = np.fromiter((d in allowed for d in self.doc_ids), dtype=bool, count=len(self.doc_ids))
-            scores = np.where(mask, scores, 0.0)
+            codes = [self._doc_codes[d] for d in doc_ids if d in self._doc_codes]
+            scores = np.where(np.isin(self._doc_of_row, codes), scores, 0.0)
         k = min(k, scores.size)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

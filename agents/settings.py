@@ -27,10 +27,10 @@ class ExpandConfig(_Stage):
         1, ge=0, le=4, description="query2doc pseudo-documents (LLM) or feedback passages (offline)."
     )
     feedback_k: int = Field(
-        3, ge=1, le=20, description="Offline: first-pass passages used as pseudo-relevance feedback."
+        5, ge=1, le=20, description="Offline: first-pass passages used as pseudo-relevance feedback."
     )
     expansion_terms: int = Field(
-        8, ge=0, le=40, description="Offline: RM3-style terms added to the keyword query."
+        12, ge=0, le=40, description="Offline: RM3-style terms added to the keyword query."
     )
     question_repeats: int = Field(
         3, ge=1, le=10, description="MuGI: times the question is repeated beside pseudo-docs."

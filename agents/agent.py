@@ -19,7 +19,8 @@ from retrieval.index import Index
 
 OFFLINE_NOTICE = (
     "No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL): offline mode. Expansion uses "
-    "pseudo-relevance feedback, reranking uses sentence-level similarity, and the answer quotes the documents."
+    "pseudo-relevance feedback, reranking uses sentence-level similarity, "
+    "and the answer quotes the documents."
 )
 RECURSION_LIMIT = 40
 

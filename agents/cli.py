@@ -361,7 +361,9 @@ def evaluate(
     dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder (corpus, queries, qrels).")],
     out: Annotated[Path | None, typer.Option(help="Where results go; default <home>/eval/<dataset>.")] = None,
     ablate: Annotated[str | None, typer.Option(help=ABLATE_HELP)] = None,
-    max_queries: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N queries (kept in dataset order).")] = None,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded sample of N queries (kept in dataset order).")
+    ] = None,
     model: Annotated[str | None, typer.Option(help=setting_help("llm.model"))] = None,
     base_url: Annotated[str | None, typer.Option(help=setting_help("llm.base_url"))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,

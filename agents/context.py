@@ -47,7 +47,7 @@ class RunContext:
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of texts, each text embedded at most once per question (route and retrieve share them)."""
+        """Embeddings of texts, each embedded at most once per question (route and retrieve share them)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
         if missing:
             for text, vector in zip(missing, self.index.embedder.embed_documents(missing), strict=True):
@@ -78,9 +78,11 @@ class StepRecorder:
     entry: TraceEntry | None = None
 
     def degrade(self, why: str) -> None:
-        """Note that this step fell back to a weaker method, and why; with ``strict`` settings, fail instead."""
+        """Note that this step fell back to a weaker method, and why; in strict mode, fail instead."""
         if self.strict:
-            raise StageDegradedError(f"{self.step}: {why} (strict mode is on; unset MULTIGRAIN_STRICT to degrade)")
+            raise StageDegradedError(
+                f"{self.step}: {why} (strict mode is on; unset MULTIGRAIN_STRICT to degrade)"
+            )
         self.degraded.append(why)
 
 

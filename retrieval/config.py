@@ -36,7 +36,8 @@ class ChunkingConfig(BaseModel):
     def _overlap_below_size(self) -> ChunkingConfig:
         if self.overlap_tokens >= self.chunk_tokens:
             raise ValueError(
-                f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
             )
         return self
 

@@ -343,8 +343,10 @@ class Index:
             )
         return rows
 
-    def _write_batch(self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]) -> None:
-        """Write a batch: one upsert per collection, profiles last (a document without one counts as absent)."""
+    def _write_batch(
+        self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]
+    ) -> None:
+        """Write a batch: one upsert per collection, profiles last (a document without one is absent)."""
         doc_ids = [c.document.doc_id for c in batch]
         self._journal.begin(doc_ids)
         for doc_id in doc_ids:

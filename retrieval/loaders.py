@@ -207,19 +207,19 @@ def _markdown_headings(text: str) -> list[_Heading]:
     return headings
 
 
+def _headed_document(
+    path: Path, doc_id: str, *, title: str, text: str, headings: Sequence[_Heading]
+) -> Document:
+    """A document whose sections run from each heading to the next."""
+    sections = _heading_sections(headings, len(text))
+    return Document(doc_id=doc_id, title=title, text=text, source=str(path), sections=sections)
+
+
 def _load_markdown(path: Path, data: bytes, doc_id: str) -> list[Document]:
     text = _require_text(path, _decode_text(path, data))
     headings = _markdown_headings(text)
     title = _heading_title(headings, top_level=1) or path.stem
-    return [
-        Document(
-            doc_id=doc_id,
-            title=title,
-            text=text,
-            source=str(path),
-            sections=_heading_sections(headings, len(text)),
-        )
-    ]
+    return [_headed_document(path, doc_id, title=title, text=text, headings=headings)]
 
 
 _HTML_DROPPED = frozenset(
@@ -476,15 +476,7 @@ def _load_docx(path: Path, data: bytes, doc_id: str) -> list[Document]:
         offset += len(block) + len(_PARAGRAPH_BREAK)
     text = _require_text(path, _PARAGRAPH_BREAK.join(block for block, _ in blocks))
     title = _short_title(core_title or _heading_title(headings, top_level=0) or "") or path.stem
-    return [
-        Document(
-            doc_id=doc_id,
-            title=title,
-            text=text,
-            source=str(path),
-            sections=_heading_sections(headings, len(text)),
-        )
-    ]
+    return [_headed_document(path, doc_id, title=title, text=text, headings=headings)]
 
 
 def _corpus_document(path: Path, line: str, number: int) -> Document:

@@ -120,7 +120,7 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
 
 
 def _feedback_variants(question: str, ctx: RunContext) -> list[QueryVariant]:
-    """Offline expansion: keywords, RM3-style feedback terms, and the feedback passages as pseudo-documents."""
+    """Offline expansion: keywords, RM3-style feedback terms, and feedback passages as pseudo-documents."""
     config = ctx.settings.expand
     terms = content_words(question)
     variants: list[QueryVariant] = []

@@ -1,4 +1,4 @@
-"""Retrieve (fine grain): chunks inside the routed documents, dense and BM25, for every query variant, fused."""
+"""Retrieve (fine grain): chunks inside the routed documents, dense and BM25 for every variant, fused."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def _judged_order(
     ctx: RunContext,
     rec: StepRecorder,
 ) -> list[str]:
-    """Let the model choose among the top candidates' profiles; its picks lead, the fused order fills the rest."""
+    """Let the model choose among the top candidates' profiles; its picks lead, the fused order follows."""
     shown = [d for d in order[: min(keep, JUDGE_CANDIDATES)] if d in profiles]
     model = ctx.model_for("route")
     if model is None or not shown:

@@ -1,4 +1,4 @@
-"""The Index against a real Chroma and the real ONNX model: offsets, incremental ingest, crash safety, bad input."""
+"""The Index with real Chroma and the real ONNX model: offsets, re-ingest, crash safety, bad input."""
 
 from __future__ import annotations
 

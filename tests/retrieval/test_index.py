@@ -265,3 +265,23 @@ def test_http_client_mode_against_a_real_chroma_server(tmp_path, embedder, chrom
     assert index.dense_chunks(vector, 1)[0].doc_id == "tea.html"
     assert index.ingest([FIXTURES], base=FIXTURES).unchanged
     assert index.remove("tea.html") and index.store.count("documents") == 6
+
+
+@pytest.mark.parametrize("kind", ["markdown", "html", "pdf", "docx", "txt", "jsonl"])
+def test_every_loader_s_units_are_exact_slices_once_stored(tmp_path, embedder, kind):
+    from tests.retrieval import test_loaders
+
+    path = getattr(test_loaders, f"write_{kind}")(tmp_path)
+    index = make_index(tmp_path / "home", embedder)
+    report = index.ingest([path], base=tmp_path)
+    assert report.added and not report.failed
+    for doc_id in report.added:
+        text = index.document(doc_id).text
+        units = index.store.get("chunks", where={"doc_id": doc_id}) + index.store.get(
+            "sentences", where={"doc_id": doc_id}
+        )
+        assert units
+        for unit in units:
+            assert text[unit.metadata["start"] : unit.metadata["end"]] == unit.text
+        if kind == "pdf":
+            assert all("page" in unit.metadata for unit in units)

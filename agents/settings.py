@@ -86,7 +86,7 @@ class AnswerConfig(_Stage):
     """The cited answer."""
 
     max_sentences: int = Field(
-        4, ge=1, le=20, description="Offline: sentences quoted in an extractive answer."
+        2, ge=1, le=20, description="Offline: most sentences quoted in an extractive answer."
     )
     min_support: float = Field(
         0.35, ge=0, le=1, description="Offline: least similarity for a sentence to be quoted."

@@ -33,7 +33,7 @@ MAX_PER_PASSAGE = 2
 MIN_QUOTE_WORDS = 4
 NEAR_DUPLICATE = 0.92
 # A quoted sentence must also score this share of the best one, so a strong match does not drag in filler.
-RELATIVE_FLOOR = 0.75
+RELATIVE_FLOOR = 0.9
 _CLOSERS = "\"'”’»)]"
 
 

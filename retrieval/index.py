@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -437,19 +437,37 @@ class Index:
         self, vector: np.ndarray, k: int, *, doc_ids: Sequence[str] | None = None
     ) -> list[ChunkHit]:
         """Chunks nearest to a query vector, optionally only inside the given documents."""
-        where = _in_documents(doc_ids)
-        if doc_ids is not None and not doc_ids:
-            return []
-        return [ChunkHit.from_record(r) for r in self.store.query("chunks", vector, k, where=where)]
+        return self.dense_chunks_many(np.asarray(vector)[None, :], k, doc_ids=doc_ids)[0]
 
     def dense_chunks_many(
         self, vectors: np.ndarray, k: int, *, doc_ids: Sequence[str] | None = None
     ) -> list[list[ChunkHit]]:
-        """:meth:`dense_chunks` for several query vectors in one store call."""
-        if doc_ids is not None and not doc_ids:
+        """:meth:`dense_chunks` for several query vectors at once.
+
+        Inside given documents the search is exact: their chunks are fetched by id (ids are derived from
+        the profiles' chunk counts) and scored in numpy, which stays fast as the corpus grows, where a
+        metadata-filtered vector search slows down with the size of the collection.
+        """
+        if doc_ids is None:
+            found = self.store.query_many("chunks", vectors, k)
+            return [[ChunkHit.from_record(r) for r in records] for records in found]
+        records = self.store.get("chunks", ids=self._unit_ids(doc_ids, "chunks"), with_vectors=True)
+        if not records:
             return [[] for _ in vectors]
-        found = self.store.query_many("chunks", vectors, k, where=_in_documents(doc_ids))
-        return [[ChunkHit.from_record(r) for r in records] for records in found]
+        matrix = np.stack([r.vector for r in records if r.vector is not None])
+        scores = np.asarray(vectors, dtype=np.float32) @ matrix.T
+        results = []
+        for row in scores:
+            top = np.argsort(-row, kind="stable")[:k]
+            results.append([replace(ChunkHit.from_record(records[i]), score=float(row[i])) for i in top])
+        return results
+
+    def _unit_ids(self, doc_ids: Sequence[str], kind: Literal["chunks", "sentences"]) -> list[str]:
+        """Ids of every chunk or sentence of the given documents, from their profiles' counts."""
+        letter = "c" if kind == "chunks" else "t"
+        return [
+            f"{p.doc_id}#{letter}{i}" for p in self.documents_by_id(doc_ids) for i in range(getattr(p, kind))
+        ]
 
     def bm25_chunks(self, query: str, k: int, *, doc_ids: Sequence[str] | None = None) -> list[ChunkHit]:
         """Chunks by BM25, optionally only inside the given documents."""
@@ -479,7 +497,7 @@ class Index:
         doc_ids = sorted({h.doc_id for h in hits})
         if not doc_ids:
             return {}
-        records = self.store.get("sentences", where=_in_documents(doc_ids), with_vectors=True)
+        records = self.store.get("sentences", ids=self._unit_ids(doc_ids, "sentences"), with_vectors=True)
         by_doc: dict[str, list[SentenceVector]] = {}
         for r in records:
             meta = r.metadata
@@ -600,13 +618,6 @@ def _document_records(
     }
     records["documents"] = [(doc.doc_id, doc.text, profile, row["profile"])]
     return records
-
-
-def _in_documents(doc_ids: Sequence[str] | None) -> dict[str, Any] | None:
-    if doc_ids is None:
-        return None
-    ids = list(doc_ids)
-    return {"doc_id": ids[0]} if len(ids) == 1 else {"doc_id": {"$in": ids}}
 
 
 def _unit_metadata(unit: Unit, base: Metadata) -> Metadata:

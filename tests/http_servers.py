@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -119,3 +120,13 @@ def _request_handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]
             """Keep test output clean."""
 
     return _RequestHandler
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a server process started by a test: terminate, then kill if it does not go within 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)

@@ -25,6 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from agents.settings import load_settings
 from retrieval.index import Index
+from tests.http_servers import stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -92,12 +93,7 @@ def app_url(tmp_path: Path) -> Iterator[str]:
         _wait_healthy(url, server, log)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=20)
+        stop(server)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from tests.agents.test_agent_offline import (
     assert_six_timed_steps,
     ingested_index,
 )
+from tests.http_servers import stop
 
 pytestmark = [pytest.mark.llm_server, pytest.mark.timeout(1200)]
 
@@ -105,12 +106,7 @@ def smollm2_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_until_serving(process, url, log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="module")

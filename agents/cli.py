@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 DEMO_QUESTIONS = (
     "At what temperature does the JWST's MIRI instrument operate?",
-    "How much does the Rosetta Stone weigh?",
+    "What is the best-known sourdough bacterium?",
     "When did Vanguard launch the First Index Investment Trust?",
 )
 VERDICT_COLOURS = {"supported": "green", "partial": "yellow", "unsupported": "red"}

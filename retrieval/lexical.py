@@ -6,6 +6,7 @@ documents, so it can never drift from Chroma, even after a crash in the middle o
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Sequence
@@ -17,14 +18,16 @@ import numpy as np
 import Stemmer
 
 
-def _stemmer() -> Stemmer.Stemmer:
+@functools.lru_cache(maxsize=1)
+def stemmer() -> Stemmer.Stemmer:
+    """The English Snowball stemmer, built once per process."""
     return Stemmer.Stemmer("english")
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-word-free, stemmed word tokens: the BM25 vocabulary."""
     return bm25s.tokenize(  # type: ignore[no-any-return]
-        list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+        list(texts), stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False
     )
 
 

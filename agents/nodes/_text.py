@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 import numpy as np
-import Stemmer
 
 from agents.state import AnswerSentence, Passage
 from retrieval.chunking import split_sentences
 from retrieval.index import ChunkHit, Index, SentenceVector
+from retrieval.lexical import stemmer
 from retrieval.textutil import content_words
 
 CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -81,14 +80,9 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().split()).strip(_TRAILING)
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
 def key_terms(text: str) -> set[str]:
     """The stems of the content words of ``text``, so 'deciphered' meets 'decipherment'."""
-    return set(_stemmer().stemWords(content_words(text)))
+    return set(stemmer().stemWords(content_words(text)))
 
 
 def term_share(terms: set[str], text: str) -> float:

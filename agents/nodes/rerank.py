@@ -69,7 +69,7 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
     vector = ctx.embed_query(question)
     sentences = index.sentences_of(index.chunks(ids))
     terms = set(tokenize([question])[0])
-    sentence_terms = {c: [set(tokenize([s.text])[0]) for s in sentences.get(c, [])] for c in ids}
+    sentence_terms = {c: [set(t) for t in tokenize([s.text for s in sentences.get(c, [])])] for c in ids}
     idf = _idf(terms, [t for found in sentence_terms.values() for t in found])
     total = sum(idf.values()) or 1.0
     maxsim: dict[str, float] = {}

@@ -18,7 +18,7 @@ from agents.errors import ConfigError, MultigrainError
 from agents.settings import Settings, load_settings
 from agents.state import Citation
 from retrieval.config import IndexConfig
-from retrieval.index import Index
+from retrieval.index import Index, IngestReport
 
 # ----- settings, index and agent (cached per settings) ----------------------------------------------
 
@@ -167,10 +167,7 @@ def _load_demo(index: Index) -> None:
     bar = st.progress(0.0, text="Loading the demo corpus…")
     with view.demo_folder() as folder:
         report = index.ingest([folder], base=folder, progress=_progress_callback(bar))
-    outcome = view.UploadOutcome(
-        added=report.added, replaced=report.replaced, unchanged=report.unchanged, failed=report.failed
-    )
-    st.session_state.upload_outcome = outcome
+    st.session_state.upload_outcome = report
     st.session_state.toast = (
         f"The demo corpus is in the library: {len(report.added) + len(report.replaced)} documents."
     )
@@ -187,7 +184,7 @@ def _demo_offer(index: Index, *, where: str) -> None:
 
 
 def _show_outcome() -> None:
-    outcome: view.UploadOutcome | None = st.session_state.get("upload_outcome")
+    outcome: IngestReport | None = st.session_state.get("upload_outcome")
     if outcome is None:
         return
     done = [*outcome.added, *outcome.replaced]

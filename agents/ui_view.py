@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ __all__ = [
     "VERDICT_SYMBOLS",
     "ConnectionResult",
     "SourceView",
-    "UploadOutcome",
     "answer_html",
     "check_connection",
     "chunk_titles",
@@ -449,16 +448,6 @@ def safe_filename(name: str) -> str:
     return cleaned or "upload"
 
 
-@dataclass
-class UploadOutcome:
-    """What happened to each uploaded file."""
-
-    added: list[str] = field(default_factory=list)
-    replaced: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-
 def _refusal(name: str, data: bytes, *, max_mb: float) -> str | None:
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -475,13 +464,13 @@ def ingest_uploads(
     folder: Path,
     *,
     progress: Callable[[int, int, str], None] | None = None,
-) -> UploadOutcome:
+) -> IngestReport:
     """Save each (name, bytes) upload into ``folder`` and ingest them; a bad file gets its reason.
 
     Files refused before saving (type, size) and files the loaders reject are listed in ``failed`` with
     the reason, and a rejected file is not kept on disk.
     """
-    outcome = UploadOutcome()
+    outcome = IngestReport()
     folder.mkdir(parents=True, exist_ok=True)
     saved: dict[str, Path] = {}
     for name, data in uploads:

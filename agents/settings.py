@@ -70,6 +70,12 @@ class RetrieveConfig(_Stage):
     dense: bool = Field(True, description="Use dense search.")
     bm25: bool = Field(True, description="Use BM25.")
     neighbours: bool = Field(False, description="Add the chunks next to each hit.")
+    linked_docs: int = Field(
+        5,
+        ge=0,
+        le=20,
+        description="Documents named in the question or the top passages that join the candidates (0: off).",
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
 
 
@@ -90,6 +96,9 @@ class AnswerConfig(_Stage):
     )
     min_support: float = Field(
         0.35, ge=0, le=1, description="Offline: least similarity for a sentence to be quoted."
+    )
+    quote_passages: int = Field(
+        1, ge=1, le=50, description="Offline: how many of the best passages the extractive answer quotes."
     )
     max_tokens: int = Field(600, ge=50, description="LLM: longest answer.")
 

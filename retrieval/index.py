@@ -4,8 +4,8 @@ Write protocol (what makes an ingestion safe to kill at any point): under a file
 first entered in the journal, then its old entries are deleted, then its sentences, chunks, centroid
 and finally its profile are written; only then does the journal let it go. A killed run leaves
 journal entries that the next write undoes, and a document without a profile counts as absent, so
-it is simply ingested again. The BM25 side index is rebuilt from the store whenever the store's
-fingerprint changes.
+it is simply ingested again. The side indexes (BM25, and the titles that link documents) are
+rebuilt from the store whenever the store's fingerprint changes.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from retrieval.embeddings import Embedder, make_embedder
 from retrieval.errors import IndexBusyError, LoaderError, RetrievalError
 from retrieval.journal import Journal
 from retrieval.lexical import LexicalIndex
+from retrieval.links import TitleIndex
 from retrieval.loaders import iter_files, load_file
 from retrieval.models import ChunkedDocument, Document, Span, Unit
 from retrieval.profiles import centroid, keywords, summarize
@@ -155,7 +156,7 @@ class Index:
         self.store = ChromaStore(config)
         config.home.mkdir(parents=True, exist_ok=True)
         self._journal = Journal(config.home / "journal.sqlite")
-        self._lexical: tuple[str, LexicalIndex, LexicalIndex] | None = None
+        self._side: _SideIndexes | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -273,7 +274,7 @@ class Index:
             for done in range(last_position + 1, position + 1):
                 advance(done)
             if report.added or report.replaced:
-                self._rebuild_lexical()
+                self._rebuild_side_indexes()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -381,7 +382,7 @@ class Index:
             self._journal.begin([doc_id])
             self._delete_everywhere(doc_id)
             self._journal.done([doc_id])
-            self._rebuild_lexical()
+            self._rebuild_side_indexes()
         return True
 
     # ----- reading -----------------------------------------------------------------------------
@@ -431,7 +432,11 @@ class Index:
 
     def bm25_documents(self, query: str, k: int) -> list[tuple[str, float]]:
         """Documents by BM25 over their whole text."""
-        return self._lexical_indexes()[1].search(query, k)
+        return self._side_indexes().documents.search(query, k)
+
+    def documents_named_in(self, text: str, *, exclude: Iterable[str] = ()) -> list[str]:
+        """Ids of the stored documents whose title ``text`` names (see :mod:`retrieval.links`)."""
+        return self._side_indexes().titles.named_in(text, exclude=exclude)
 
     def dense_chunks(
         self, vector: np.ndarray, k: int, *, doc_ids: Sequence[str] | None = None
@@ -471,7 +476,7 @@ class Index:
 
     def bm25_chunks(self, query: str, k: int, *, doc_ids: Sequence[str] | None = None) -> list[ChunkHit]:
         """Chunks by BM25, optionally only inside the given documents."""
-        found = self._lexical_indexes()[0].search(query, k, doc_ids=doc_ids)
+        found = self._side_indexes().chunks.search(query, k, doc_ids=doc_ids)
         hits = {h.chunk_id: h for h in self.chunks([chunk_id for chunk_id, _ in found])}
         return [
             ChunkHit(**{**hits[chunk_id].__dict__, "score": score})
@@ -515,29 +520,31 @@ class Index:
             for h in hits
         }
 
-    # ----- BM25 cache --------------------------------------------------------------------------
+    # ----- side indexes: BM25 and titles, caches of the store -----------------------------------
 
     def _fingerprint(self) -> str:
         hashes = sorted(self.stored_hashes().items())
         return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
 
-    def _lexical_indexes(self) -> tuple[LexicalIndex, LexicalIndex]:
-        marker = self.config.home / "bm25" / "fingerprint"
+    def _side_indexes(self) -> _SideIndexes:
+        folder = self.config.home / "bm25"
+        marker = folder / "fingerprint"
         on_disk = marker.read_text() if marker.exists() else ""
-        if self._lexical is not None and self._lexical[0] == on_disk:
-            return self._lexical[1], self._lexical[2]
-        if on_disk and on_disk == self._fingerprint():
-            folder = self.config.home / "bm25"
-            self._lexical = (
-                on_disk,
-                LexicalIndex.load(folder / "chunks"),
-                LexicalIndex.load(folder / "documents"),
+        if self._side is not None and self._side.fingerprint == on_disk:
+            return self._side
+        if on_disk and on_disk == self._fingerprint() and (folder / "titles.json").exists():
+            self._side = _SideIndexes(
+                fingerprint=on_disk,
+                chunks=LexicalIndex.load(folder / "chunks"),
+                documents=LexicalIndex.load(folder / "documents"),
+                titles=TitleIndex.load(folder / "titles.json"),
             )
-            return self._lexical[1], self._lexical[2]
-        return self._rebuild_lexical()
+            return self._side
+        return self._rebuild_side_indexes()
 
-    def _rebuild_lexical(self) -> tuple[LexicalIndex, LexicalIndex]:
-        """Rebuild BM25 from the store: chunks (with title and section) and whole documents."""
+    def _rebuild_side_indexes(self) -> _SideIndexes:
+        """Rebuild the side indexes from the store: BM25 over chunks (with title and section) and over
+        whole documents, and the documents' titles."""
         chunk_rows = list(self.store.iterate("chunks"))
         chunks = LexicalIndex.build(
             [r.id for r in chunk_rows],
@@ -550,13 +557,25 @@ class Index:
             [r.id for r in doc_rows],
             [f"{r.metadata.get('title', '')}\n{r.text}" for r in doc_rows],
         )
-        fingerprint = self._fingerprint()
+        titles = TitleIndex({r.id: str(r.metadata.get("title", "")) for r in doc_rows})
+        side = _SideIndexes(self._fingerprint(), chunks, documents, titles)
         folder = self.config.home / "bm25"
         chunks.save(folder / "chunks")
         documents.save(folder / "documents")
-        (folder / "fingerprint").write_text(fingerprint)
-        self._lexical = (fingerprint, chunks, documents)
-        return chunks, documents
+        titles.save(folder / "titles.json")
+        (folder / "fingerprint").write_text(side.fingerprint)
+        self._side = side
+        return side
+
+
+@dataclass(frozen=True)
+class _SideIndexes:
+    """The indexes derived from the store, valid while its fingerprint is unchanged."""
+
+    fingerprint: str
+    chunks: LexicalIndex
+    documents: LexicalIndex
+    titles: TitleIndex
 
 
 def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:

@@ -314,7 +314,7 @@ def build_synthetic_index(index: Index, *, chunks: int, questions: int, seed: in
             in_flight.append([writers.submit(_upsert, index, name, row) for name, row in rows.items()])
         while in_flight:
             _wait(in_flight.popleft())
-    index._rebuild_lexical()  # the store was written directly, so BM25 is rebuilt by hand
+    index._rebuild_side_indexes()  # the store was written directly, so BM25 is rebuilt by hand
     asked = rng.choice(documents, size=questions)
     texts = [
         f"What about {' '.join(rng.choice(vocabulary[topics[d]], size=4, replace=False))}?" for d in asked

@@ -2,7 +2,9 @@
 
 With an LLM: the passages are numbered sources and the model writes sentences that each cite them as
 [n]; on a retry it also reads the verify stage's feedback. Offline: an extractive answer that quotes
-the passages' sentences closest to the question (by meaning and by shared words), each with its [n].
+the sentences of the best passage closest to the question (by meaning and by shared words), each
+with its [n]. It quotes one passage by default: without a model to read them, a second passage that
+scores nearly as well is as often a near miss as the other half of the evidence.
 """
 
 from __future__ import annotations
@@ -158,12 +160,13 @@ def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> lis
     """Each quotable sentence at least ``min_support`` similar to the question, scored with shared words."""
     if not ranked:
         return []
-    units = evidence_units(ranked, ctx.index)
+    quoted = ranked[: ctx.settings.answer.quote_passages]
+    units = evidence_units(quoted, ctx.index)
     vector = ctx.embed_query(question)
     asked = key_terms(question)
     candidates = []
     floor = ctx.settings.answer.min_support
-    for number, passage in enumerate(ranked, start=1):
+    for number, passage in enumerate(quoted, start=1):
         for unit in units.get(passage["chunk_id"], []):
             meaning = float(np.dot(unit.vector, vector))
             if meaning < floor or not _quotable(unit.text):

@@ -2,7 +2,9 @@
 
 With an LLM: listwise or pointwise judgements in windows; a window whose reply is malformed keeps
 its fused order and the trace says so. Offline: sentence-level late interaction (the best similarity
-between the question and any sentence of the chunk) fused with lexical overlap and the retrieval order.
+between the question and any sentence of the chunk) fused with lexical overlap and the retrieval order;
+then the evidence is ordered as a chain: of the best two, a passage from a document the question names
+goes first, and the passages of documents that this first passage names move up behind it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ TERM_WEIGHT = 2.0
 """How much the IDF-weighted share of question terms counts beside a sentence's cosine similarity."""
 LATE_INTERACTION_WEIGHTS = (0.5, 1.0, 1.0, 2.0)
 """RRF weights of: retrieval order, best-sentence cosine, BM25 among candidates, cosine plus term match."""
+ANCHOR_CHOICES = 2
+"""How far down the order a passage from a document the question names may move to the top."""
 
 
 class WindowJudgement(BaseModel):
@@ -44,7 +48,7 @@ def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
             rec.skipped = True
             order = retrieved
         else:
-            order = _late_interaction(question, retrieved, ctx)
+            order = _as_chain(question, _late_interaction(question, retrieved, ctx), ctx)
             if ctx.llm is not None:
                 order = _llm_order(question, order, ctx, rec)
         kept = order[: config.k]
@@ -92,6 +96,22 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
     fused = rrf([ids, ranked(maxsim), ranked(bm25), ranked(matched)], weights=LATE_INTERACTION_WEIGHTS)
     by_id = {p["chunk_id"]: p for p in passages}
     return [{**by_id[c], "score": round(fused[c], 6)} for c in ranked(fused)]
+
+
+def _as_chain(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:
+    """``order`` with a passage the question names first (if one of the best two is) and then, behind it,
+    the passages of the documents that first passage names, each group keeping its relative order."""
+    if len(order) < 2:
+        return order
+    index = ctx.index
+    named = set(index.documents_named_in(question))
+    first = next((p for p in order[:ANCHOR_CHOICES] if p["doc_id"] in named), order[0])
+    rest = [p for p in order if p is not first]
+    linked = set(index.documents_named_in(first["text"], exclude=[first["doc_id"]]))
+    ids = [p["chunk_id"] for p in rest]
+    fused = rrf([ids, [p["chunk_id"] for p in rest if p["doc_id"] in linked]])
+    by_id = {p["chunk_id"]: p for p in rest}
+    return [first] + [by_id[c] for c in ranked(fused)]
 
 
 def _idf(terms: set[str], sentences: list[set[str]]) -> dict[str, float]:

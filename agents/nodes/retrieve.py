@@ -1,4 +1,9 @@
-"""Retrieve (fine grain): chunks inside the routed documents, dense and BM25 for every variant, fused."""
+"""Retrieve (fine grain): chunks inside the routed documents, dense and BM25 for every variant, fused.
+
+Then one hop along links: documents that the question or the best passages name by title join the
+candidates with their chunk closest to the question, since a bridge passage ("... starring Halina
+Reijn") often shares no words with the question it helps answer.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ from agents.context import RunContext, record_step
 from agents.nodes._queries import merge_variants
 from agents.state import AgentState, Passage
 from retrieval.fusion import ranked, rrf
-from retrieval.index import ChunkHit
+from retrieval.index import ChunkHit, Index
+
+LINK_SOURCES = 3
+"""How many of the best fused passages may add the documents they name."""
 
 
 def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -47,10 +55,13 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
         chosen = _deduplicated([hits[c] for c in ranked(fused)])[: config.k]
         if config.neighbours:
             chosen = _with_neighbours(chosen, index)
-        passages = [passage_from_hit(h, fused.get(h.chunk_id, 0.0)) for h in chosen]
+        question = state.get("standalone") or state["question"]
+        linked = _linked(question, chosen, query.vector, index, limit=config.linked_docs)
+        passages = [passage_from_hit(h, fused.get(h.chunk_id, 0.0)) for h in chosen + [h for h, _ in linked]]
         rec.outputs = {
             "passages": [[p["chunk_id"], round(p["score"], 5)] for p in passages],
             "lists": len(lists),
+            "linked": [{"chunk_id": h.chunk_id, "named_by": by} for h, by in linked],
         }
     by_variant = {label: [h.chunk_id for h in found[:10]] for label, found in lists.items()}
     return {"retrieved": passages, "retrieved_by_variant": by_variant, "trace": [rec.entry]}
@@ -65,6 +76,25 @@ def _by_document_rank(hits: list[ChunkHit], doc_order: list[str], rankings: list
             best[chunk_id] = min(best.get(chunk_id, i), i)
     ordered = sorted(hits, key=lambda h: (doc_rank.get(h.doc_id, len(doc_rank)), best.get(h.chunk_id, 0)))
     return [h.chunk_id for h in ordered]
+
+
+def _linked(
+    question: str, chosen: list[ChunkHit], vector: np.ndarray, index: Index, *, limit: int
+) -> list[tuple[ChunkHit, str]]:
+    """Up to ``limit`` documents named by the question or the top passages and not yet among the
+    candidates, each by its chunk closest to the query, with what named it."""
+    if limit == 0:
+        return []
+    have = {h.doc_id for h in chosen}
+    named: dict[str, str] = {}
+    for source, text in [("question", question)] + [(h.chunk_id, h.text) for h in chosen[:LINK_SOURCES]]:
+        for doc_id in index.documents_named_in(text, exclude=have):
+            named.setdefault(doc_id, source)
+    return [
+        (hit, source)
+        for doc_id, source in list(named.items())[:limit]
+        for hit in index.dense_chunks(vector, 1, doc_ids=[doc_id])
+    ]
 
 
 def _deduplicated(hits: list[ChunkHit]) -> list[ChunkHit]:

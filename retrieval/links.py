@@ -1,0 +1,85 @@
+"""Links between documents: which stored documents a text names by their title.
+
+A passage that names another document ("... starring Halina Reijn") points at evidence that a search for
+the question's own words may never find; a question that names a document says which one it is about.
+Titles are matched as whole words, case-insensitively. A title's disambiguation in parentheses
+("Black Book (film)") may be left out only when no other document shares what remains, and a one-word
+title counts only where the text capitalises it, so "notes" in a sentence does not name a file "Notes".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_WORD = re.compile(r"\w+")
+_DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
+MAX_TITLE_WORDS = 12
+MIN_TITLE_CHARS = 3
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+@dataclass
+class TitleIndex:
+    """Every document's title, looked up by the word sequences of a text."""
+
+    titles: dict[str, str]
+    _by_name: dict[tuple[str, ...], list[str]] = field(init=False, repr=False)
+    _longest: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        exact: dict[tuple[str, ...], list[str]] = {}
+        short: dict[tuple[str, ...], list[str]] = {}
+        for doc_id, title in self.titles.items():
+            full = tuple(_words(title))
+            if _nameable(full):
+                exact.setdefault(full, []).append(doc_id)
+            core = tuple(_words(_DISAMBIGUATION.sub("", title)))
+            if core != full and _nameable(core):
+                short.setdefault(core, []).append(doc_id)
+        self._by_name = dict(exact)
+        for name, doc_ids in short.items():
+            if name not in exact and len(doc_ids) == 1:
+                self._by_name[name] = doc_ids
+        self._longest = max((len(name) for name in self._by_name), default=0)
+
+    @classmethod
+    def load(cls, path: Path) -> TitleIndex:
+        """Read titles written by :meth:`save`."""
+        return cls(titles=json.loads(path.read_text(encoding="utf-8")))
+
+    def save(self, path: Path) -> None:
+        """Write the titles to ``path`` as JSON."""
+        path.write_text(json.dumps(self.titles, ensure_ascii=False), encoding="utf-8")
+
+    def named_in(self, text: str, *, exclude: Iterable[str] = ()) -> list[str]:
+        """Ids of the documents whose title ``text`` names, in order of first mention."""
+        skip = set(exclude)
+        raw = _WORD.findall(text)
+        words = [w.lower() for w in raw]
+        found: dict[str, None] = {}
+        start = 0
+        while start < len(words):
+            length = self._longest_name_at(words, start, capitalised=raw[start][0].isupper())
+            if length:
+                found.update((d, None) for d in self._by_name[tuple(words[start : start + length])])
+            start += length or 1
+        return [d for d in found if d not in skip]
+
+    def _longest_name_at(self, words: list[str], start: int, *, capitalised: bool) -> int:
+        """Length of the longest title starting at ``words[start]``; 0 when none does."""
+        for length in range(min(self._longest, len(words) - start), 0, -1):
+            if (length > 1 or capitalised) and tuple(words[start : start + length]) in self._by_name:
+                return length
+        return 0
+
+
+def _nameable(name: tuple[str, ...]) -> bool:
+    """Whether a title is specific enough to count as a mention: not too long, not a bare short word."""
+    return 0 < len(name) <= MAX_TITLE_WORDS and len(" ".join(name)) >= MIN_TITLE_CHARS

@@ -1,0 +1,90 @@
+"""Titles that link documents: which documents a text names, in the TitleIndex and through a real Index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from retrieval.config import IndexConfig
+from retrieval.index import Index
+from retrieval.links import TitleIndex
+from retrieval.models import Document
+
+TITLES = {
+    "film": "Black Book (film)",
+    "actress": "Halina Reijn",
+    "soundtrack": "American Beauty (soundtrack)",
+    "movie": "American Beauty (1999 film)",
+    "notes": "Notes",
+    "black": "Black",
+    "short": "Up",
+    "blank": "",
+}
+
+
+@pytest.fixture
+def titles() -> TitleIndex:
+    return TitleIndex(TITLES)
+
+
+def test_a_title_is_named_as_whole_words_in_any_case(titles: TitleIndex) -> None:
+    assert titles.named_in("It stars HALINA REIJN.") == ["actress"]
+    assert titles.named_in("halinareijn and Reijnhalina") == []
+
+
+def test_the_disambiguation_may_be_left_out_only_when_one_document_has_that_name(titles: TitleIndex) -> None:
+    assert titles.named_in("Black Book was shot in 2005.") == ["film"]
+    assert titles.named_in("What do American Beauty and Fargo share?") == []
+    assert titles.named_in("American Beauty (soundtrack) came out in 2000.") == ["soundtrack"]
+
+
+def test_the_longest_title_wins_where_titles_overlap(titles: TitleIndex) -> None:
+    assert titles.named_in("Black Book is not Black.") == ["film", "black"]
+
+
+def test_a_one_word_title_counts_only_where_it_is_capitalised(titles: TitleIndex) -> None:
+    assert titles.named_in("I took notes on it.") == []
+    assert titles.named_in("Notes keeps the minutes.") == ["notes"]
+
+
+def test_very_short_and_empty_titles_never_match(titles: TitleIndex) -> None:
+    assert titles.named_in("Up the hill and down.") == []
+
+
+def test_excluded_documents_and_repeats_are_left_out(titles: TitleIndex) -> None:
+    text = "Halina Reijn starred in Black Book; Halina Reijn again."
+    assert titles.named_in(text) == ["actress", "film"]
+    assert titles.named_in(text, exclude=["actress"]) == ["film"]
+
+
+def test_titles_survive_a_save_and_load(titles: TitleIndex, tmp_path: Path) -> None:
+    titles.save(tmp_path / "titles.json")
+    loaded = TitleIndex.load(tmp_path / "titles.json")
+    assert loaded.titles == TITLES
+    assert loaded.named_in("Black Book stars Halina Reijn.") == ["film", "actress"]
+
+
+def document(doc_id: str, title: str, text: str) -> Document:
+    return Document(doc_id=doc_id, title=title, text=text, source=doc_id)
+
+
+def test_an_index_names_its_stored_documents_and_forgets_removed_ones(embedder: Any, tmp_path: Path) -> None:
+    config = IndexConfig.model_validate({"home": tmp_path / "home"})
+    index = Index(config, embedder=embedder)
+    index.ingest_documents(
+        [
+            document(
+                "film.txt", "Black Book (film)", "Black Book is a 2006 Dutch film starring Halina Reijn."
+            ),
+            document("reijn.txt", "Halina Reijn", "Halina Reijn is a Dutch actress and writer."),
+        ]
+    )
+    text = "Black Book made Halina Reijn famous."
+    assert index.documents_named_in(text) == ["film.txt", "reijn.txt"]
+    assert index.documents_named_in(text, exclude=["film.txt"]) == ["reijn.txt"]
+    assert Index(config, embedder=embedder).documents_named_in(text) == ["film.txt", "reijn.txt"]
+
+    assert index.remove("reijn.txt")
+    assert index.documents_named_in(text) == ["film.txt"]

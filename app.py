@@ -332,7 +332,7 @@ def _retrieval(answer: Answer) -> None:
         st.markdown(f"**{name}**")
         _table(rows)
     st.markdown("**After fusion**")
-    _table(view.fused_rows(answer.retrieved))
+    _table(view.fused_rows(answer.retrieved, answer.trace))
 
 
 def _rerank(answer: Answer) -> None:

@@ -286,8 +286,14 @@ def retrieval_tables(
     return {name: list(rows.values()) for name, rows in tables.items()}
 
 
-def fused_rows(passages: Sequence[Passage]) -> list[dict[str, Any]]:
-    """The passages after reciprocal rank fusion, best first."""
+def fused_rows(passages: Sequence[Passage], trace: Sequence[TraceEntry]) -> list[dict[str, Any]]:
+    """The passages after reciprocal rank fusion, best first, then those that joined by a link, with
+    what named them."""
+    entry = trace_entry(trace, "retrieve")
+    named_by = {
+        item["chunk_id"]: item["named_by"] for item in (entry["outputs"] if entry else {}).get("linked", [])
+    }
+    titles = {p["chunk_id"]: p["title"] for p in passages}
     return [
         {
             "rank": i,
@@ -295,10 +301,19 @@ def fused_rows(passages: Sequence[Passage]) -> list[dict[str, Any]]:
             "document": p["title"],
             "section": p["section"],
             "score": round(p["score"], 4),
+            "found by": _found_by(named_by.get(p["chunk_id"]), titles),
             "text": _snippet(p["text"]),
         }
         for i, p in enumerate(passages, start=1)
     ]
+
+
+def _found_by(named_by: str | None, titles: Mapping[str, str]) -> str:
+    if named_by is None:
+        return "search"
+    if named_by == "question":
+        return "named in the question"
+    return f"named in {titles.get(named_by, named_by)}"
 
 
 def rerank_rows(trace: Sequence[TraceEntry], titles: Mapping[str, str]) -> list[dict[str, Any]]:

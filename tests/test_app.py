@@ -400,3 +400,24 @@ def test_thread_label_is_the_first_question_shortened():
         "New conversation",
         "Why? (2)",
     ]
+
+
+def test_fused_rows_say_which_passages_joined_by_a_link_and_what_named_them():
+    def passage(chunk_id: str, title: str) -> Passage:
+        return Passage(
+            chunk_id=chunk_id,
+            doc_id=title,
+            title=title,
+            text="t",
+            start=0,
+            end=1,
+            section="",
+            page=None,
+            score=0.1,
+        )
+
+    passages = [passage("f#c0", "Black Book"), passage("r#c0", "Halina Reijn"), passage("v#c0", "Verhoeven")]
+    linked = [{"chunk_id": "r#c0", "named_by": "f#c0"}, {"chunk_id": "v#c0", "named_by": "question"}]
+    rows = view.fused_rows(passages, [_entry("retrieve", linked=linked)])
+    assert [r["found by"] for r in rows] == ["search", "named in Black Book", "named in the question"]
+    assert [r["found by"] for r in view.fused_rows(passages, [])] == ["search"] * 3

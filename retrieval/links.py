@@ -2,8 +2,9 @@
 
 A passage that names another document ("... starring Halina Reijn") points at evidence that a search for
 the question's own words may never find; a question that names a document says which one it is about.
-Titles are matched as whole words, case-insensitively. A title's disambiguation in parentheses
-("Black Book (film)") may be left out only when no other document shares what remains, and a one-word
+Titles are matched as whole words, case-insensitively, and a name must point at one document: a title
+that several documents share ("Form 10-K") names none of them. A title's disambiguation in parentheses
+("Black Book (film)") may be left out, unless another document is called by what remains; and a one-word
 title counts only where the text capitalises it, so "notes" in a sentence does not name a file "Notes".
 """
 
@@ -30,23 +31,21 @@ class TitleIndex:
     """Every document's title, looked up by the word sequences of a text."""
 
     titles: dict[str, str]
-    _by_name: dict[tuple[str, ...], list[str]] = field(init=False, repr=False)
+    _by_name: dict[tuple[str, ...], str | None] = field(init=False, repr=False)
     _longest: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        exact: dict[tuple[str, ...], list[str]] = {}
+        full: dict[tuple[str, ...], list[str]] = {}
         short: dict[tuple[str, ...], list[str]] = {}
         for doc_id, title in self.titles.items():
-            full = tuple(_words(title))
-            if _nameable(full):
-                exact.setdefault(full, []).append(doc_id)
-            core = tuple(_words(_DISAMBIGUATION.sub("", title)))
-            if core != full and _nameable(core):
-                short.setdefault(core, []).append(doc_id)
-        self._by_name = dict(exact)
-        for name, doc_ids in short.items():
-            if name not in exact and len(doc_ids) == 1:
-                self._by_name[name] = doc_ids
+            full.setdefault(tuple(_words(title)), []).append(doc_id)
+            short.setdefault(tuple(_words(_DISAMBIGUATION.sub("", title))), []).append(doc_id)
+        owners = {**short, **full}  # a full title outranks the same words left after a disambiguation
+        self._by_name = {
+            name: doc_ids[0] if len(doc_ids) == 1 else None  # None: a name, but of several documents
+            for name, doc_ids in owners.items()
+            if _nameable(name)
+        }
         self._longest = max((len(name) for name in self._by_name), default=0)
 
     @classmethod
@@ -67,8 +66,9 @@ class TitleIndex:
         start = 0
         while start < len(words):
             length = self._longest_name_at(words, start, capitalised=raw[start][0].isupper())
-            if length:
-                found.update((d, None) for d in self._by_name[tuple(words[start : start + length])])
+            doc_id = self._by_name[tuple(words[start : start + length])] if length else None
+            if doc_id is not None:
+                found[doc_id] = None
             start += length or 1
         return [d for d in found if d not in skip]
 

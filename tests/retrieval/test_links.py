@@ -21,6 +21,9 @@ TITLES = {
     "black": "Black",
     "short": "Up",
     "blank": "",
+    "aapl": "Form 10-K",
+    "msft": "Form 10-K",
+    "form": "Form",
 }
 
 
@@ -38,6 +41,11 @@ def test_the_disambiguation_may_be_left_out_only_when_one_document_has_that_name
     assert titles.named_in("Black Book was shot in 2005.") == ["film"]
     assert titles.named_in("What do American Beauty and Fargo share?") == []
     assert titles.named_in("American Beauty (soundtrack) came out in 2000.") == ["soundtrack"]
+
+
+def test_a_title_that_several_documents_share_names_none_of_them(titles: TitleIndex) -> None:
+    assert titles.named_in("See the Form 10-K for 2023.") == []
+    assert titles.named_in("Fill in the Form.") == ["form"]
 
 
 def test_the_longest_title_wins_where_titles_overlap(titles: TitleIndex) -> None:
@@ -63,6 +71,7 @@ def test_titles_survive_a_save_and_load(titles: TitleIndex, tmp_path: Path) -> N
     titles.save(tmp_path / "titles.json")
     loaded = TitleIndex.load(tmp_path / "titles.json")
     assert loaded.titles == TITLES
+    assert loaded.named_in("the Form 10-K") == []
     assert loaded.named_in("Black Book stars Halina Reijn.") == ["film", "actress"]
 
 

@@ -32,7 +32,7 @@ VERDICT_COLOURS = {"supported": "green", "partial": "yellow", "unsupported": "re
 MAX_QUOTE_CHARS = 200
 MAX_KEYWORDS = 5
 DEFAULT_SIZES = "1000,10000,100000"
-ABLATE_HELP = "Also score with each of these stages off, comma-separated: expand,route,rerank,verify."
+ABLATE_HELP = "Also score with each of these stages off, comma-separated: expand,route,links,rerank,verify."
 
 P = ParamSpec("P")
 

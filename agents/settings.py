@@ -86,6 +86,9 @@ class RerankConfig(_Stage):
     k: int = Field(8, ge=1, le=50, description="Passages handed to the answer stage.")
     mode: Literal["listwise", "pointwise"] = Field("listwise", description="LLM reranking style.")
     window: int = Field(10, ge=2, le=40, description="Passages per LLM call.")
+    chain: bool = Field(
+        True, description="Order evidence along title links: a named document first, what it names next."
+    )
 
 
 class AnswerConfig(_Stage):

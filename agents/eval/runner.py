@@ -44,7 +44,8 @@ from retrieval.index import Index, IngestReport
 from retrieval.loaders import load_file
 
 MULTIGRAIN = "multigrain"
-ABLATABLE_STAGES = ("expand", "route", "rerank", "verify")
+ABLATABLE_STAGES = ("expand", "route", "links", "rerank", "verify")
+"""Stages that ``--ablate`` can switch off; "links" is following title links (retrieve and rerank)."""
 VERDICTS = ("supported", "partial", "unsupported")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,7 +156,15 @@ def eval_settings(settings: Settings, dataset_name: str) -> Settings:
 
 
 def without(settings: Settings, stage: str) -> Settings:
-    """The settings with one stage switched off (``settings.<stage>.enabled = False``)."""
+    """The settings with one stage switched off (``settings.<stage>.enabled = False``, or for "links" no
+    linked documents and no chain order)."""
+    if stage == "links":
+        return settings.model_copy(
+            update={
+                "retrieve": settings.retrieve.model_copy(update={"linked_docs": 0}),
+                "rerank": settings.rerank.model_copy(update={"chain": False}),
+            }
+        )
     stage_settings = getattr(settings, stage)
     return settings.model_copy(update={stage: stage_settings.model_copy(update={"enabled": False})})
 

@@ -48,7 +48,9 @@ def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
             rec.skipped = True
             order = retrieved
         else:
-            order = _as_chain(question, _late_interaction(question, retrieved, ctx), ctx)
+            order = _late_interaction(question, retrieved, ctx)
+            if config.chain:
+                order = _as_chain(question, order, ctx)
             if ctx.llm is not None:
                 order = _llm_order(question, order, ctx, rec)
         kept = order[: config.k]

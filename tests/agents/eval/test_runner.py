@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from agents.errors import ConfigError
 from agents.eval.datasets import load_dataset
-from agents.eval.runner import eval_settings, ingest_dataset, public_settings, run_eval
+from agents.eval.runner import eval_settings, ingest_dataset, public_settings, run_eval, without
 from agents.settings import Settings, load_settings
 from retrieval.index import Index
 from tests.openai_server import ScriptedOpenAI
@@ -230,7 +230,7 @@ def test_a_second_ingest_reuses_the_index_and_drops_removed_documents(tmp_path: 
 
 @pytest.mark.parametrize("stage", ["retrieve", "answer", "nonsense"])
 def test_only_switchable_stages_can_be_ablated(tmp_path: Path, stage: str) -> None:
-    with pytest.raises(ConfigError, match="expand, route, rerank, verify"):
+    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify"):
         run_eval(
             write_dataset(tmp_path / "d"),
             settings=offline_settings(tmp_path),
@@ -238,6 +238,14 @@ def test_only_switchable_stages_can_be_ablated(tmp_path: Path, stage: str) -> No
             ablate=[stage],
         )
     assert not (tmp_path / "o").exists()
+
+
+def test_ablating_links_stops_both_following_them_and_the_chain_order(tmp_path: Path) -> None:
+    settings = offline_settings(tmp_path)
+    ablated = without(settings, "links")
+    assert (ablated.retrieve.linked_docs, ablated.rerank.chain) == (0, False)
+    assert (settings.retrieve.linked_docs, settings.rerank.chain) == (5, True)
+    assert without(settings, "rerank").rerank.enabled is False
 
 
 def test_settings_in_results_leave_secrets_out(tmp_path: Path) -> None:

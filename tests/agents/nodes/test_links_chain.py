@@ -96,6 +96,8 @@ def test_rerank_puts_the_named_document_first_and_what_it_names_next(index: Inde
     state = AgentState(question=QUESTION, retrieved=candidates)
     ranked = rerank_passages(state, runtime_for(index))["ranked"]
     assert [p["doc_id"] for p in ranked[:2]] == ["film.txt", "reijn.txt"]
+    unchained = rerank_passages(state, runtime_for(index, rerank={"chain": False}))["ranked"]
+    assert [p["doc_id"] for p in unchained[:2]] != ["film.txt", "reijn.txt"]
 
 
 def cited_numbers(index: Index, question: str, ranked: list[Passage], **overrides: Any) -> set[int]:

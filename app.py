@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 from pydantic import SecretStr
 
+from agents import ui_library as library
 from agents import ui_view as view
 from agents.agent import Agent, Answer, ResetEvent, StepEvent, TokenEvent
 from agents.errors import ConfigError, MultigrainError
@@ -39,8 +40,8 @@ def _open_agent(fingerprint: str, _settings: Settings, _index: Index) -> Agent:
 
 
 def _agent(settings: Settings) -> Agent:
-    index = _open_index(view.fingerprint(settings.index), settings.index)
-    return _open_agent(view.settings_fingerprint(settings), settings, index)
+    index = _open_index(library.fingerprint(settings.index), settings.index)
+    return _open_agent(library.settings_fingerprint(settings), settings, index)
 
 
 # ----- sidebar: conversations and settings ----------------------------------------------------------
@@ -71,7 +72,7 @@ def _init_form(settings: Settings) -> None:
         "set_rerank_k": settings.rerank.k,
         "set_route_min": settings.route.min_docs,
         "set_route_max": settings.route.max_docs,
-        **{f"set_{s}": getattr(settings, s).enabled for s in view.SWITCHABLE_STAGES},
+        **{f"set_{s}": getattr(settings, s).enabled for s in library.SWITCHABLE_STAGES},
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -79,10 +80,10 @@ def _init_form(settings: Settings) -> None:
 
 def _form_settings() -> tuple[dict[str, Any], SecretStr | None]:
     state = st.session_state
-    overrides = view.settings_overrides(
+    overrides = library.settings_overrides(
         base_url=state.set_base_url,
         model=state.set_model,
-        stages={s: state[f"set_{s}"] for s in view.SWITCHABLE_STAGES},
+        stages={s: state[f"set_{s}"] for s in library.SWITCHABLE_STAGES},
         retrieve_k=int(state.set_retrieve_k),
         rerank_k=int(state.set_rerank_k),
         route_min=int(state.set_route_min),
@@ -107,9 +108,9 @@ def _apply_settings() -> None:
 def _test_connection() -> None:
     overrides, key = _form_settings()
     try:
-        result = view.check_connection(_settings_with_key(overrides, key))
+        result = library.check_connection(_settings_with_key(overrides, key))
     except ConfigError as exc:
-        result = view.ConnectionResult(False, str(exc))
+        result = library.ConnectionResult(False, str(exc))
     st.session_state.settings_message = ("success" if result.ok else "error", result.message)
 
 
@@ -127,7 +128,7 @@ def _settings_panel(settings: Settings) -> None:
         hint = "a key is set (hidden)" if has_key else "none (offline)"
         st.text_input("API key", key="set_api_key", type="password", placeholder=hint)
         st.caption("Stages")
-        for stage in view.SWITCHABLE_STAGES:
+        for stage in library.SWITCHABLE_STAGES:
             st.toggle(stage, key=f"set_{stage}")
         st.number_input("Passages retrieved (retrieve.k)", min_value=1, max_value=200, key="set_retrieve_k")
         st.number_input("Passages kept by rerank (rerank.k)", min_value=1, max_value=50, key="set_rerank_k")
@@ -165,7 +166,7 @@ def _progress_callback(bar: Any) -> Any:
 
 def _load_demo(index: Index) -> None:
     bar = st.progress(0.0, text="Loading the demo corpus…")
-    with view.demo_folder() as folder:
+    with library.demo_folder() as folder:
         report = index.ingest([folder], base=folder, progress=_progress_callback(bar))
     st.session_state.upload_outcome = report
     st.session_state.toast = (
@@ -198,18 +199,20 @@ def _show_outcome() -> None:
 
 def _upload(index: Index, settings: Settings) -> None:
     limit = settings.index.max_file_mb
-    st.caption(f"Accepted: {', '.join('.' + t for t in view.upload_types())} · up to {limit:g} MB per file")
+    st.caption(
+        f"Accepted: {', '.join('.' + t for t in library.upload_types())} · up to {limit:g} MB per file"
+    )
     key = f"uploader-{st.session_state.get('uploader_round', 0)}"
     uploads = st.file_uploader(
         "Add files to the library",
-        type=view.upload_types(),
+        type=library.upload_types(),
         accept_multiple_files=True,
         key=key,
         max_upload_size=math.ceil(limit),
     )
     if uploads and st.button(f"Ingest {len(uploads)} file(s)", type="primary"):
         bar = st.progress(0.0, text="Saving the files…")
-        st.session_state.upload_outcome = view.ingest_uploads(
+        st.session_state.upload_outcome = library.ingest_uploads(
             index,
             [(u.name, u.getvalue()) for u in uploads],
             settings.home / "uploads",
@@ -221,7 +224,7 @@ def _upload(index: Index, settings: Settings) -> None:
 
 
 def _remove(index: Index, doc_id: str, folder: Path) -> None:
-    removed = view.remove_document(index, doc_id, folder)
+    removed = library.remove_document(index, doc_id, folder)
     st.session_state.upload_outcome = None
     st.session_state.library_message = f"Removed {doc_id}." if removed else f"{doc_id} was already gone."
 
@@ -239,7 +242,7 @@ def _library(agent: Agent) -> None:
         with st.expander(f"{profile.title} — {profile.chunks} chunks", icon=":material/description:"):
             st.write(profile.summary)
             st.caption(f"Keywords: {', '.join(profile.keywords)}")
-            st.caption(view.profile_facts(profile))
+            st.caption(library.profile_facts(profile))
             st.button(
                 "Remove from the library",
                 key=f"remove-{profile.doc_id}",

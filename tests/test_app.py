@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from agents import ui_library as library
 from agents import ui_view as view
 from agents.settings import load_settings
 from agents.state import AnswerSentence, Citation, Passage, TraceEntry
@@ -309,7 +310,7 @@ def test_step_rows_and_live_lines_report_time_calls_and_tokens():
 
 
 def test_settings_overrides_load_and_the_fingerprint_hides_but_tracks_the_key():
-    overrides = view.settings_overrides(
+    overrides = library.settings_overrides(
         base_url=" http://127.0.0.1:9/v1 ",
         model="m",
         stages={"rerank": False},
@@ -322,12 +323,12 @@ def test_settings_overrides_load_and_the_fingerprint_hides_but_tracks_the_key():
     assert (settings.llm.base_url, settings.retrieve.k, settings.rerank.k) == ("http://127.0.0.1:9/v1", 7, 3)
     assert not settings.rerank.enabled and settings.expand.enabled and settings.verify.enabled
     with_key = load_settings({**overrides, "llm": {**overrides["llm"], "api_key": SECRET}})
-    assert view.settings_fingerprint(with_key) != view.settings_fingerprint(settings)
-    assert SECRET not in view.settings_fingerprint(with_key)
+    assert library.settings_fingerprint(with_key) != library.settings_fingerprint(settings)
+    assert SECRET not in library.settings_fingerprint(with_key)
 
 
 def test_check_connection_without_an_endpoint_says_offline():
-    result = view.check_connection(load_settings())
+    result = library.check_connection(load_settings())
     assert not result.ok and "offline" in result.message
 
 
@@ -341,14 +342,14 @@ def test_check_connection_without_an_endpoint_says_offline():
     ],
 )
 def test_safe_filename_keeps_uploads_inside_the_folder(name, clean):
-    assert view.safe_filename(name) == clean
+    assert library.safe_filename(name) == clean
 
 
 def test_ingest_uploads_refuses_types_and_sizes_before_saving(tmp_path: Path, embedder: Any):
     index = Index(
         load_settings({"home": tmp_path / "h", "index": {"max_file_mb": 0.001}}).index, embedder=embedder
     )
-    outcome = view.ingest_uploads(
+    outcome = library.ingest_uploads(
         index, [("tool.exe", b"MZ"), ("big.txt", b"x" * 2000)], tmp_path / "uploads"
     )
     reasons = dict(outcome.failed)
@@ -361,11 +362,11 @@ def test_ingest_uploads_refuses_types_and_sizes_before_saving(tmp_path: Path, em
 def test_remove_document_drops_it_and_its_uploaded_file(tmp_path: Path, embedder: Any):
     index = Index(load_settings({"home": tmp_path / "h"}).index, embedder=embedder)
     folder = tmp_path / "uploads"
-    outcome = view.ingest_uploads(index, [("kites.md", b"# Kites\n\nKites fly in the wind.\n")], folder)
+    outcome = library.ingest_uploads(index, [("kites.md", b"# Kites\n\nKites fly in the wind.\n")], folder)
     assert outcome.added == ["kites.md"]
-    assert view.remove_document(index, "kites.md", folder)
+    assert library.remove_document(index, "kites.md", folder)
     assert index.documents() == [] and not (folder / "kites.md").exists()
-    assert not view.remove_document(index, "kites.md", folder)
+    assert not library.remove_document(index, "kites.md", folder)
 
 
 @pytest.mark.parametrize(("pages", "shown"), [(0, False), (12, True)], ids=["unpaged", "paged"])
@@ -382,7 +383,7 @@ def test_profile_facts_name_the_document_and_its_size(pages, shown):
         pages=pages,
         chars=12345,
     )
-    facts = view.profile_facts(profile)
+    facts = library.profile_facts(profile)
     assert "id `a.pdf` · 3 chunks · 9 sentences" in facts and "12,345 characters · /u/a.pdf" in facts
     assert ("12 pages" in facts) is shown
 

@@ -1,0 +1,205 @@
+"""What the sidebar does, without Streamlit: the settings form's actions and the document library's.
+
+Settings: the form's values as ``load_settings`` overrides, cache keys that track secrets without holding
+them, and the 'Test connection' call. Library: which files the uploader takes, saving and ingesting
+uploads (refusing bad ones with a reason), removing a document and its uploaded file, one line of facts
+per document, and the bundled demo corpus. ``app.py`` only wires these to widgets; what the chat shows
+is in ``agents.ui_view``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+from agents.errors import LLMError
+from agents.llm import ChatModel
+from agents.settings import Settings
+from retrieval.index import DocProfile, IngestReport
+from retrieval.loaders import SUPPORTED_SUFFIXES
+
+__all__ = [
+    "SWITCHABLE_STAGES",
+    "ConnectionResult",
+    "check_connection",
+    "demo_folder",
+    "fingerprint",
+    "ingest_uploads",
+    "profile_facts",
+    "remove_document",
+    "safe_filename",
+    "settings_fingerprint",
+    "settings_overrides",
+    "upload_types",
+]
+
+SWITCHABLE_STAGES = ("expand", "route", "rerank", "verify")
+
+
+# ----- settings ------------------------------------------------------------------------------------
+
+
+def settings_overrides(
+    *,
+    base_url: str,
+    model: str,
+    stages: Mapping[str, bool],
+    retrieve_k: int,
+    rerank_k: int,
+    route_min: int,
+    route_max: int,
+) -> dict[str, Any]:
+    """The ``load_settings`` overrides for what the settings form holds (the API key goes separately)."""
+    overrides: dict[str, Any] = {
+        "llm": {"model": model.strip() or "gpt-4o-mini"},
+        "retrieve": {"k": retrieve_k},
+        "rerank": {"k": rerank_k},
+        "route": {"min_docs": route_min, "max_docs": route_max},
+        "expand": {},
+        "verify": {},
+    }
+    if base_url.strip():
+        overrides["llm"]["base_url"] = base_url.strip()
+    for stage in SWITCHABLE_STAGES:
+        overrides[stage]["enabled"] = bool(stages.get(stage, True))
+    return overrides
+
+
+def _secrets(value: Any) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _secrets(item)
+
+
+def fingerprint(model: BaseModel) -> str:
+    """A cache key that changes with any setting, secrets included, without containing them."""
+    material = "\x00".join([model.model_dump_json(), *_secrets(model.model_dump())])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def settings_fingerprint(settings: Settings) -> str:
+    """The cache key of an Agent built from ``settings``."""
+    return fingerprint(settings)
+
+
+@dataclass(frozen=True)
+class ConnectionResult:
+    """The outcome of 'Test connection'."""
+
+    ok: bool
+    message: str
+
+
+def check_connection(
+    settings: Settings, *, ping: Callable[[Settings], str] | None = None
+) -> ConnectionResult:
+    """One tiny call to the configured model; on failure the ``LLMError`` message says exactly what failed."""
+    if not settings.llm.enabled:
+        return ConnectionResult(False, "No LLM is configured (set a base URL or an API key): offline mode.")
+    call = ping or (lambda s: ChatModel(s.llm).ping())
+    endpoint = settings.llm.base_url or "https://api.openai.com/v1"
+    try:
+        reply = call(settings)
+    except LLMError as exc:
+        return ConnectionResult(False, str(exc))
+    message = f"Connected to {settings.llm.model} at {endpoint}: it replied {reply.strip()!r}."
+    return ConnectionResult(True, message)
+
+
+# ----- the library ---------------------------------------------------------------------------------
+
+
+def profile_facts(profile: DocProfile) -> str:
+    """A document's id, size and source in one line (pages only for paged documents)."""
+    pages = f" · {profile.pages} pages" if profile.pages else ""
+    return (
+        f"id `{profile.doc_id}` · {profile.chunks} chunks · {profile.sentences} sentences{pages} · "
+        f"{profile.chars:,} characters · {profile.source}"
+    )
+
+
+def upload_types() -> list[str]:
+    """File extensions the uploader accepts, without dots."""
+    return sorted(suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES)
+
+
+def demo_folder() -> AbstractContextManager[Path]:
+    """The bundled demo corpus as a folder on disk (a context manager, as ``importlib.resources`` has it)."""
+    return as_file(files("retrieval") / "data" / "demo")
+
+
+def safe_filename(name: str) -> str:
+    """An uploaded file's name as a plain file name: no folders, no leading dots, no odd characters."""
+    base = Path(name.replace("\\", "/")).name
+    cleaned = re.sub(r"[^\w.\- ]+", "_", base).strip(" .")
+    return cleaned or "upload"
+
+
+def _refusal(name: str, data: bytes, *, max_mb: float) -> str | None:
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        kind = f"'{suffix}'" if suffix else "(no extension)"
+        return f"unsupported file type {kind} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
+    if len(data) > max_mb * 2**20:
+        return f"file is {len(data) / 2**20:.3g} MB, over the {max_mb:g} MB limit (index.max_file_mb)"
+    return None
+
+
+def ingest_uploads(
+    index: Any,
+    uploads: Iterable[tuple[str, bytes]],
+    folder: Path,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> IngestReport:
+    """Save each (name, bytes) upload into ``folder`` and ingest them; a bad file gets its reason.
+
+    Files refused before saving (type, size) and files the loaders reject are listed in ``failed`` with
+    the reason, and a rejected file is not kept on disk.
+    """
+    outcome = IngestReport()
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: dict[str, Path] = {}
+    for name, data in uploads:
+        clean = safe_filename(name)
+        refusal = _refusal(clean, data, max_mb=index.config.max_file_mb)
+        if refusal is not None:
+            outcome.failed.append((name, refusal))
+            continue
+        path = folder / clean
+        path.write_bytes(data)
+        saved[str(path)] = path
+    if not saved:
+        return outcome
+    report: IngestReport = index.ingest(list(saved.values()), base=folder, progress=progress)
+    for path_text, reason in report.failed:
+        outcome.failed.append((Path(path_text).name, reason))
+        bad = saved.get(path_text)
+        if bad is not None:
+            bad.unlink(missing_ok=True)
+    outcome.added, outcome.replaced, outcome.unchanged = report.added, report.replaced, report.unchanged
+    return outcome
+
+
+def remove_document(index: Any, doc_id: str, folder: Path) -> bool:
+    """Remove a document from the index, and its uploaded file when no other document comes from it."""
+    profiles = {p.doc_id: p for p in index.documents()}
+    profile = profiles.get(doc_id)
+    removed = bool(index.remove(doc_id))
+    if profile is None or not removed:
+        return removed
+    source = Path(profile.source)
+    shared = any(p.source == profile.source for d, p in profiles.items() if d != doc_id)
+    if not shared and source.parent.resolve() == folder.resolve():
+        source.unlink(missing_ok=True)
+    return removed

@@ -2,9 +2,10 @@
 
 With an LLM: the passages are numbered sources and the model writes sentences that each cite them as
 [n]; on a retry it also reads the verify stage's feedback. Offline: an extractive answer that quotes
-the sentences of the best passage closest to the question (by meaning and by shared words), each
-with its [n]. It quotes one passage by default: without a model to read them, a second passage that
-scores nearly as well is as often a near miss as the other half of the evidence.
+the sentences of the best passage closest to the question (by meaning and by shared words, each
+sentence read with its document's title), each with its [n]. It quotes one passage by default:
+without a model to read them, a second passage that scores nearly as well is as often a near miss as
+the other half of the evidence.
 """
 
 from __future__ import annotations
@@ -157,22 +158,33 @@ def _extractive_answer(
 
 
 def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> list[_Candidate]:
-    """Each quotable sentence at least ``min_support`` similar to the question, scored with shared words."""
-    if not ranked:
-        return []
+    """Each quotable sentence of the quoted passages at least ``min_support`` similar to the question,
+    scored with shared words. A sentence is read both as it stands and headed by its document's title,
+    whichever is closer, so "It weighs 760 kilograms" counts as being about the Rosetta Stone."""
     quoted = ranked[: ctx.settings.answer.quote_passages]
     units = evidence_units(quoted, ctx.index)
+    sentences = [
+        (number, passage, unit)
+        for number, passage in enumerate(quoted, start=1)
+        for unit in units.get(passage["chunk_id"], [])
+        if _quotable(unit.text)
+    ]
+    if not sentences:
+        return []
     vector = ctx.embed_query(question)
+    in_context = ctx.embed([f"{passage['title']}: {unit.text}" for _, passage, unit in sentences])
     asked = key_terms(question)
     candidates = []
-    floor = ctx.settings.answer.min_support
-    for number, passage in enumerate(quoted, start=1):
-        for unit in units.get(passage["chunk_id"], []):
-            meaning = float(np.dot(unit.vector, vector))
-            if meaning < floor or not _quotable(unit.text):
-                continue
-            score = MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * term_share(asked, unit.text)
-            candidates.append(_Candidate(number=number, unit=unit, score=score))
+    for (number, passage, unit), contextual in zip(sentences, in_context, strict=True):
+        meaning = max(float(np.dot(unit.vector, vector)), float(np.dot(contextual, vector)))
+        if meaning < ctx.settings.answer.min_support:
+            continue
+        shared = term_share(asked, f"{passage['title']} {unit.text}")
+        candidates.append(
+            _Candidate(
+                number=number, unit=unit, score=MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * shared
+            )
+        )
     return candidates
 
 

@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from agents.context import CallBudget, RunContext
 from agents.llm import UsageLedger
 from agents.nodes.answer import answer_question
-from agents.nodes.rerank import rerank_passages
+from agents.nodes.rerank import _as_chain, rerank_passages
 from agents.nodes.retrieve import passage_from_hit, retrieve_chunks
 from agents.settings import load_settings
 from agents.state import AgentState, Passage, QueryVariant, RoutedDoc
@@ -98,6 +98,14 @@ def test_rerank_puts_the_named_document_first_and_what_it_names_next(index: Inde
     assert [p["doc_id"] for p in ranked[:2]] == ["film.txt", "reijn.txt"]
     unchained = rerank_passages(state, runtime_for(index, rerank={"chain": False}))["ranked"]
     assert [p["doc_id"] for p in unchained[:2]] != ["film.txt", "reijn.txt"]
+
+
+def test_of_the_best_two_a_passage_from_a_document_the_question_names_goes_first(index: Index) -> None:
+    ctx = runtime_for(index).context
+    second = [passage(index, d) for d in ("paper.txt", "film.txt", "tulips.txt")]
+    assert [p["doc_id"] for p in _as_chain(QUESTION, second, ctx)] == ["film.txt", "paper.txt", "tulips.txt"]
+    third = [passage(index, d) for d in ("paper.txt", "tulips.txt", "film.txt")]
+    assert [p["doc_id"] for p in _as_chain(QUESTION, third, ctx)] == ["paper.txt", "tulips.txt", "film.txt"]
 
 
 def cited_numbers(index: Index, question: str, ranked: list[Passage], **overrides: Any) -> set[int]:

@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from pydantic import SecretStr
 
 from agents import ui_library as library
+from agents import ui_panels as panels
 from agents import ui_view as view
 from agents.agent import Agent, Answer, ResetEvent, StepEvent, TokenEvent
 from agents.errors import ConfigError, MultigrainError
@@ -300,79 +300,6 @@ def _citations(index: Index, answer: Answer, key: str) -> None:
             _source_panel(index, answer, citation)
 
 
-def _degraded(answer: Answer, step: str) -> None:
-    entry = view.trace_entry(answer.trace, step)
-    for why in entry["degraded"] if entry else []:
-        st.warning(f"{step} degraded: {why}")
-
-
-def _table(rows: list[dict[str, Any]]) -> None:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-
-
-def _expansion(answer: Answer) -> None:
-    _degraded(answer, "expand")
-    _table(view.expansion_rows(answer.variants))
-
-
-def _routing(answer: Answer) -> None:
-    _degraded(answer, "route")
-    if not answer.routed:
-        st.info("Routing was off: the whole library was searched.")
-        return
-    left, right = st.columns(2)
-    left.metric("Confidence", f"{answer.route_confidence:.2f}")
-    right.metric("Widened", "yes" if answer.widened else "no")
-    rows = view.routing_rows(answer.routed)
-    st.bar_chart(pd.DataFrame(rows), x="document", y="score", color="status", horizontal=True, sort="-score")
-    _table(rows)
-
-
-def _retrieval(answer: Answer) -> None:
-    _degraded(answer, "retrieve")
-    tables = view.retrieval_tables(answer.retrieved_by_variant, answer.variants, view.chunk_titles(answer))
-    for name, rows in tables.items():
-        st.markdown(f"**{name}**")
-        _table(rows)
-    st.markdown("**After fusion**")
-    _table(view.fused_rows(answer.retrieved, answer.trace))
-
-
-def _rerank(answer: Answer) -> None:
-    _degraded(answer, "rerank")
-    entry = view.trace_entry(answer.trace, "rerank")
-    if entry is not None and entry["skipped"]:
-        st.info("Rerank was off for this answer: the passages kept their retrieval order.")
-    _table(view.rerank_rows(answer.trace, view.chunk_titles(answer)))
-
-
-def _verification(answer: Answer) -> None:
-    _degraded(answer, "answer")
-    _degraded(answer, "verify")
-    _table(view.sentence_rows(answer.sentences))
-    entry = view.trace_entry(answer.trace, "verify")
-    for removed in entry["outputs"].get("removed", []) if entry else []:
-        where = f"sentence {removed['sentence'] + 1}"
-        st.warning(f"Citation [{removed['number']}] removed from {where}: {removed['why']}")
-
-
-def _steps(answer: Answer) -> None:
-    rows = view.step_rows(answer.trace)
-    _table(rows)
-    seconds, calls, tokens = (sum(r[name] for r in rows) for name in ("seconds", "LLM calls", "tokens"))
-    st.caption(f"Total: {seconds:.2f} s · {calls} LLM calls · {tokens} tokens · {answer.mode}")
-
-
-PANELS = (
-    ("Query expansion", _expansion),
-    ("Routing", _routing),
-    ("Retrieval", _retrieval),
-    ("Rerank", _rerank),
-    ("Answer & verification", _verification),
-    ("Steps: time, LLM calls, tokens", _steps),
-)
-
-
 def _render_answer(index: Index, answer: Answer, key: str) -> None:
     for notice in answer.notices:
         st.info(notice, icon=":material/info:")
@@ -386,9 +313,7 @@ def _render_answer(index: Index, answer: Answer, key: str) -> None:
     else:
         st.markdown(view.plain_html(answer.text or "(no answer)"), unsafe_allow_html=True)
     _citations(index, answer, key)
-    for title, panel in PANELS:
-        with st.expander(title):
-            panel(answer)
+    panels.trace_panels(answer)
 
 
 # ----- the chat -------------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ def citation_numbers(text: str) -> list[int]:
     return list(dict.fromkeys(found))
 
 
+def valid_numbers(numbers: Sequence[int], count: int) -> list[int]:
+    """The numbers of a model's reply that name one of ``count`` listed items (1-based), without repeats."""
+    return [n for n in dict.fromkeys(numbers) if 1 <= n <= count]
+
+
 def strip_citations(text: str) -> str:
     """``text`` without its [n] markers."""
     return _MARKER_RUN.sub("", text).strip()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from agents.context import RunContext, StepRecorder, record_step
 from agents.errors import LLMError
 from agents.llm import map_concurrent
+from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from prompts import render
 from retrieval.fusion import ranked, rrf
@@ -143,7 +144,7 @@ def _llm_order(question: str, passages: list[Passage], ctx: RunContext, rec: Ste
         except LLMError as exc:
             rec.degrade(f"window of {len(window)} kept its fused order: {exc}")
             return window
-        picked = [n - 1 for n in dict.fromkeys(reply.ranking) if 1 <= n <= len(window)]
+        picked = [n - 1 for n in valid_numbers(reply.ranking, len(window))]
         if not picked:
             rec.degrade(f"window of {len(window)} kept its fused order: the model named no valid passage")
             return window

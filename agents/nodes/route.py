@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from agents.context import RunContext, StepRecorder, record_step
 from agents.errors import LLMError
 from agents.nodes._queries import merge_variants
+from agents.nodes._text import valid_numbers
 from agents.state import AgentState, RoutedDoc
 from prompts import render
 from retrieval.fusion import gap_cut, ranked, rrf
@@ -119,7 +120,7 @@ def _judged_order(
     except LLMError as exc:
         rec.degrade(f"document judge failed, kept the fused order: {exc}")
         return order
-    picked = [shown[n - 1] for n in dict.fromkeys(reply.documents) if 1 <= n <= len(shown)]
+    picked = [shown[n - 1] for n in valid_numbers(reply.documents, len(shown))]
     if not picked:
         rec.degrade("document judge named no valid document; kept the fused order")
         return order

@@ -44,8 +44,15 @@ from retrieval.index import Index, IngestReport
 from retrieval.loaders import load_file
 
 MULTIGRAIN = "multigrain"
-ABLATABLE_STAGES = ("expand", "route", "links", "rerank", "verify")
-"""Stages that ``--ablate`` can switch off; "links" is following title links (retrieve and rerank)."""
+ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "expand": {"expand": {"enabled": False}},
+    "route": {"route": {"enabled": False}},
+    "links": {"retrieve": {"linked_docs": 0}, "rerank": {"chain": False}},
+    "rerank": {"rerank": {"enabled": False}},
+    "verify": {"verify": {"enabled": False}},
+}
+"""What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank."""
+ABLATABLE_STAGES = tuple(ABLATIONS)
 VERDICTS = ("supported", "partial", "unsupported")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,17 +163,13 @@ def eval_settings(settings: Settings, dataset_name: str) -> Settings:
 
 
 def without(settings: Settings, stage: str) -> Settings:
-    """The settings with one stage switched off (``settings.<stage>.enabled = False``, or for "links" no
-    linked documents and no chain order)."""
-    if stage == "links":
-        return settings.model_copy(
-            update={
-                "retrieve": settings.retrieve.model_copy(update={"linked_docs": 0}),
-                "rerank": settings.rerank.model_copy(update={"chain": False}),
-            }
-        )
-    stage_settings = getattr(settings, stage)
-    return settings.model_copy(update={stage: stage_settings.model_copy(update={"enabled": False})})
+    """The settings with one stage switched off, as :data:`ABLATIONS` says."""
+    return settings.model_copy(
+        update={
+            section: getattr(settings, section).model_copy(update=fields)
+            for section, fields in ABLATIONS[stage].items()
+        }
+    )
 
 
 def ingest_dataset(dataset: Dataset, index: Index, *, progress: bool) -> IngestReport:

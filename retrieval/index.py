@@ -456,16 +456,31 @@ class Index:
         if doc_ids is None:
             found = self.store.query_many("chunks", vectors, k)
             return [[ChunkHit.from_record(r) for r in records] for records in found]
-        records = self.store.get("chunks", ids=self._unit_ids(doc_ids, "chunks"), with_vectors=True)
-        if not records:
-            return [[] for _ in vectors]
-        matrix = np.stack([r.vector for r in records if r.vector is not None])
-        scores = np.asarray(vectors, dtype=np.float32) @ matrix.T
+        hits, scores = self._scored_chunks(vectors, doc_ids)
         results = []
         for row in scores:
             top = np.argsort(-row, kind="stable")[:k]
-            results.append([replace(ChunkHit.from_record(records[i]), score=float(row[i])) for i in top])
+            results.append([replace(hits[i], score=float(row[i])) for i in top])
         return results
+
+    def nearest_chunk_of_each(self, vector: np.ndarray, doc_ids: Sequence[str]) -> list[ChunkHit]:
+        """Each given document's chunk nearest to a query vector, in the order of ``doc_ids``."""
+        hits, scores = self._scored_chunks(np.asarray(vector)[None, :], doc_ids)
+        best: dict[str, ChunkHit] = {}
+        for i in np.argsort(-scores[0], kind="stable"):
+            best.setdefault(hits[i].doc_id, replace(hits[i], score=float(scores[0][i])))
+        return [best[d] for d in doc_ids if d in best]
+
+    def _scored_chunks(
+        self, vectors: np.ndarray, doc_ids: Sequence[str]
+    ) -> tuple[list[ChunkHit], np.ndarray]:
+        """Every chunk of the given documents, fetched by id, and its similarity to each vector (by row)."""
+        ids = self._unit_ids(doc_ids, "chunks")
+        records = self.store.get("chunks", ids=ids, with_vectors=True) if ids else []
+        if not records:
+            return [], np.zeros((len(vectors), 0), dtype=np.float32)
+        matrix = np.stack([r.vector for r in records if r.vector is not None])
+        return [ChunkHit.from_record(r) for r in records], np.asarray(vectors, dtype=np.float32) @ matrix.T
 
     def _unit_ids(self, doc_ids: Sequence[str], kind: Literal["chunks", "sentences"]) -> list[str]:
         """Ids of every chunk or sentence of the given documents, from their profiles' counts."""

@@ -90,11 +90,7 @@ def _linked(
     for source, text in [("question", question)] + [(h.chunk_id, h.text) for h in chosen[:LINK_SOURCES]]:
         for doc_id in index.documents_named_in(text, exclude=have):
             named.setdefault(doc_id, source)
-    return [
-        (hit, source)
-        for doc_id, source in list(named.items())[:limit]
-        for hit in index.dense_chunks(vector, 1, doc_ids=[doc_id])
-    ]
+    return [(hit, named[hit.doc_id]) for hit in index.nearest_chunk_of_each(vector, list(named)[:limit])]
 
 
 def _deduplicated(hits: list[ChunkHit]) -> list[ChunkHit]:

@@ -97,3 +97,20 @@ def test_an_index_names_its_stored_documents_and_forgets_removed_ones(embedder: 
 
     assert index.remove("reijn.txt")
     assert index.documents_named_in(text) == ["film.txt"]
+
+
+def test_the_nearest_chunk_of_each_document_comes_in_the_order_asked(embedder: Any, tmp_path: Path) -> None:
+    index = Index(IndexConfig.model_validate({"home": tmp_path / "home"}), embedder=embedder)
+    index.ingest_documents(
+        [
+            document(
+                "film.txt", "Black Book (film)", "Black Book is a 2006 Dutch film starring Halina Reijn."
+            ),
+            document("reijn.txt", "Halina Reijn", "Halina Reijn is a Dutch actress and writer."),
+        ]
+    )
+    vector = embedder.embed_query("Dutch actress and writer")
+    found = index.nearest_chunk_of_each(vector, ["film.txt", "missing.txt", "reijn.txt"])
+    assert [h.doc_id for h in found] == ["film.txt", "reijn.txt"]
+    assert found[1].score > found[0].score
+    assert index.nearest_chunk_of_each(vector, []) == []

@@ -191,6 +191,7 @@ def _write_corpus(folder: Path, n: int) -> None:
         )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_ingest_then_rerun_equals_an_uninterrupted_run(tmp_path, embedder):
     folder = tmp_path / "corpus"
     _write_corpus(folder, 40)

@@ -1,16 +1,22 @@
-"""Shared fixtures: no network beyond 127.0.0.1, a data home in tmp_path, one embedding model per session."""
+"""Shared fixtures: no network beyond 127.0.0.1, a data home in tmp_path, one embedding model per session.
+
+In CI (``CI=true``) a skipped test marked ``browser`` or ``llm_server`` fails: those suites skip when their
+tools are missing, and CI must prove it has the tools rather than pass without running them.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 _real_connect = socket.socket.connect
+CI_REQUIRED_MARKERS = ("browser", "llm_server")
 
 
 def _is_local(address: Any) -> bool:
@@ -51,3 +57,30 @@ def embedder() -> Any:
     from retrieval.embeddings import OnnxEmbedder
 
     return OnnxEmbedder(EmbeddingConfig())
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """With CI=true, a skip of a test that CI must run (marked browser or llm_server) becomes a failure."""
+    report = yield
+    if not (report.skipped and _in_ci()) or hasattr(report, "wasxfail"):
+        return report
+    required = [name for name in CI_REQUIRED_MARKERS if item.get_closest_marker(name)]
+    if required:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped in CI (CI=true), where tests marked {' or '.join(required)} must run: "
+            f"{_skip_reason(report)}"
+        )
+    return report

@@ -57,7 +57,12 @@ def _conversations(agent: Agent) -> None:
     stored = agent.threads()[:30]
     options = stored if current in stored else [current, *stored]
     labels = view.thread_labels({t: agent.history(t) for t in options})
-    chosen = st.radio("Conversations", options, index=options.index(current), format_func=labels.__getitem__)
+    chosen = st.radio(
+        "Conversations",
+        options,
+        index=options.index(current),
+        format_func=lambda thread: view.markdown_text(labels[thread]),
+    )
     if chosen != current:
         st.session_state.thread_id = chosen
         st.rerun()
@@ -140,14 +145,14 @@ def _settings_panel(settings: Settings) -> None:
         st.button("Forget the API key", on_click=_forget_key)
     message = st.session_state.get("settings_message")
     if message:
-        (st.success if message[0] == "success" else st.error)(message[1])
+        (st.success if message[0] == "success" else st.error)(view.markdown_text(message[1]))
 
 
 def _sidebar(agent: Agent) -> Any:
     """Title, mode and settings; returns the slot for the conversations, filled after the chat ran."""
     with st.sidebar:
         st.title("Multigrain")
-        st.caption(f"Mode: {agent.mode}")
+        st.caption(f"Mode: {view.markdown_text(agent.mode)}")
         conversations = st.container()
         with st.expander("Settings", icon=":material/settings:"):
             _settings_panel(agent.settings)
@@ -159,7 +164,8 @@ def _sidebar(agent: Agent) -> Any:
 
 def _progress_callback(bar: Any) -> Any:
     def report(done: int, total: int, path: str) -> None:
-        bar.progress(done / max(total, 1), text=f"Reading and indexing {done}/{total}: {Path(path).name}")
+        name = view.markdown_text(Path(path).name)
+        bar.progress(done / max(total, 1), text=f"Reading and indexing {done}/{total}: {name}")
 
     return report
 
@@ -184,17 +190,21 @@ def _demo_offer(index: Index, *, where: str) -> None:
         _load_demo(index)
 
 
+def _listed(names: list[str]) -> str:
+    return ", ".join(view.markdown_text(name) for name in names)
+
+
 def _show_outcome() -> None:
     outcome: IngestReport | None = st.session_state.get("upload_outcome")
     if outcome is None:
         return
     done = [*outcome.added, *outcome.replaced]
     if done:
-        st.success(f"Added {len(done)} document(s): {', '.join(done)}")
+        st.success(f"Added {len(done)} document(s): {_listed(done)}")
     if outcome.unchanged:
-        st.info(f"Already in the library, unchanged: {', '.join(outcome.unchanged)}")
+        st.info(f"Already in the library, unchanged: {_listed(outcome.unchanged)}")
     for name, reason in outcome.failed:
-        st.error(f"{name}: {reason}")
+        st.error(f"{view.markdown_text(name)}: {view.markdown_text(reason)}")
 
 
 def _upload(index: Index, settings: Settings) -> None:
@@ -226,7 +236,8 @@ def _upload(index: Index, settings: Settings) -> None:
 def _remove(index: Index, doc_id: str, folder: Path) -> None:
     removed = library.remove_document(index, doc_id, folder)
     st.session_state.upload_outcome = None
-    st.session_state.library_message = f"Removed {doc_id}." if removed else f"{doc_id} was already gone."
+    shown = view.markdown_text(doc_id)
+    st.session_state.library_message = f"Removed {shown}." if removed else f"{shown} was already gone."
 
 
 def _library(agent: Agent) -> None:
@@ -239,9 +250,10 @@ def _library(agent: Agent) -> None:
     if not profiles:
         _demo_offer(index, where="library")
     for profile in profiles:
-        with st.expander(f"{profile.title} — {profile.chunks} chunks", icon=":material/description:"):
-            st.write(profile.summary)
-            st.caption(f"Keywords: {', '.join(profile.keywords)}")
+        label = f"{view.markdown_text(profile.title)} — {profile.chunks} chunks"
+        with st.expander(label, icon=":material/description:"):
+            st.markdown(view.markdown_text(profile.summary))
+            st.caption(f"Keywords: {_listed(profile.keywords)}")
             st.caption(library.profile_facts(profile))
             st.button(
                 "Remove from the library",
@@ -265,18 +277,19 @@ def _source_panel(index: Index, answer: Answer, citation: Citation) -> None:
     try:
         document = index.document(citation["doc_id"])
     except MultigrainError as exc:
-        st.warning(f"The source is no longer in the library: {exc}")
+        st.warning(f"The source is no longer in the library: {view.markdown_text(str(exc))}")
         return
     shown = view.source_view(document, citation, passage=passage)
-    where = [f"Section: {shown.section}" if shown.section else "", f"page {shown.page}" if shown.page else ""]
+    section = f"Section: {view.markdown_text(shown.section)}" if shown.section else ""
+    where = [section, f"page {shown.page}" if shown.page else ""]
     with st.container(border=True):
-        st.markdown(f"**{shown.title}**")
+        st.markdown(f"**{view.markdown_text(shown.title)}**")
         st.caption(" · ".join(part for part in where if part) or "No section or page")
         st.markdown(shown.html, unsafe_allow_html=True)
         verdict = view.VERDICT_SYMBOLS.get(citation["verdict"], "")
         st.caption(
             f"{verdict} {citation['verdict']} (support {citation['support']:.2f}) · characters "
-            f"{citation['start']}–{citation['end']} of `{shown.doc_id}`"
+            f"{citation['start']}–{citation['end']} of {view.markdown_code(shown.doc_id)}"
         )
         if not shown.exact:
             st.warning("The text at this span differs from the quote the verifier recorded.")
@@ -294,7 +307,7 @@ def _citations(index: Index, answer: Answer, key: str) -> None:
             key=f"cite-{key}-{number}",
             on_click=_follow,
             args=(key, number),
-            help=f"{citation['verdict']}: {citation['quote']}",
+            help=f"{citation['verdict']}: {view.markdown_text(citation['quote'])}",
         )
         if followed == (key, number):
             _source_panel(index, answer, citation)
@@ -302,7 +315,7 @@ def _citations(index: Index, answer: Answer, key: str) -> None:
 
 def _render_answer(index: Index, answer: Answer, key: str) -> None:
     for notice in answer.notices:
-        st.info(notice, icon=":material/info:")
+        st.info(view.markdown_text(notice), icon=":material/info:")
     degraded = view.degradation_notice(answer.trace)
     if degraded:
         st.warning(degraded, icon=":material/warning:")
@@ -329,17 +342,17 @@ def _stream_answer(agent: Agent, question: str, thread: str) -> Answer | None:
                 written += event.text
                 slot.markdown(view.plain_html(written + " ▌"), unsafe_allow_html=True)
             elif isinstance(event, StepEvent):
-                status.write(view.step_line(event.entry))
+                status.write(view.markdown_text(view.step_line(event.entry)))
                 status.update(label=view.next_stage_label(event.step))
             elif isinstance(event, ResetEvent):
                 written = ""
                 slot.empty()
-                status.write(f"↺ The draft was withdrawn: {event.reason}")
+                status.write(f"↺ The draft was withdrawn: {view.markdown_text(event.reason)}")
             else:
                 answer = event
     except MultigrainError as exc:
         status.update(label="Failed", state="error")
-        st.error(str(exc))
+        st.error(view.markdown_text(str(exc)))
         return None
     elapsed = time.perf_counter() - started
     status.update(label=f"Answered in {elapsed:.1f} s", state="complete", expanded=False)
@@ -392,7 +405,7 @@ def main() -> None:
     try:
         settings = _settings_with_key(st.session_state.get("overrides", {}), st.session_state.get("api_key"))
     except ConfigError as exc:
-        st.error(str(exc))
+        st.error(view.markdown_text(str(exc)))
         st.stop()
     agent = _agent(settings)
     if toast := st.session_state.pop("toast", None):

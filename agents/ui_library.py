@@ -23,6 +23,7 @@ from pydantic import BaseModel, SecretStr
 from agents.errors import LLMError
 from agents.llm import ChatModel
 from agents.settings import Settings
+from agents.ui_view import markdown_code, markdown_text
 from retrieval.index import DocProfile, IngestReport
 from retrieval.loaders import SUPPORTED_SUFFIXES
 
@@ -120,11 +121,11 @@ def check_connection(
 
 
 def profile_facts(profile: DocProfile) -> str:
-    """A document's id, size and source in one line (pages only for paged documents)."""
+    """A document's id, size and source in one line of Markdown (pages only for paged documents)."""
     pages = f" · {profile.pages} pages" if profile.pages else ""
     return (
-        f"id `{profile.doc_id}` · {profile.chunks} chunks · {profile.sentences} sentences{pages} · "
-        f"{profile.chars:,} characters · {profile.source}"
+        f"id {markdown_code(profile.doc_id)} · {profile.chunks} chunks · {profile.sentences} sentences"
+        f"{pages} · {profile.chars:,} characters · {markdown_text(profile.source)}"
     )
 
 

@@ -21,7 +21,7 @@ __all__ = ["PANELS", "trace_panels"]
 def _degraded(answer: Answer, step: str) -> None:
     entry = view.trace_entry(answer.trace, step)
     for why in entry["degraded"] if entry else []:
-        st.warning(f"{step} degraded: {why}")
+        st.warning(f"{step} degraded: {view.markdown_text(why)}")
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -50,7 +50,7 @@ def _retrieval(answer: Answer) -> None:
     _degraded(answer, "retrieve")
     tables = view.retrieval_tables(answer.retrieved_by_variant, answer.variants, view.chunk_titles(answer))
     for name, rows in tables.items():
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{view.markdown_text(name)}**")
         _table(rows)
     st.markdown("**After fusion**")
     _table(view.fused_rows(answer.retrieved, answer.trace))
@@ -71,14 +71,16 @@ def _verification(answer: Answer) -> None:
     entry = view.trace_entry(answer.trace, "verify")
     for removed in entry["outputs"].get("removed", []) if entry else []:
         where = f"sentence {removed['sentence'] + 1}"
-        st.warning(f"Citation [{removed['number']}] removed from {where}: {removed['why']}")
+        why = view.markdown_text(removed["why"])
+        st.warning(f"Citation [{removed['number']}] removed from {where}: {why}")
 
 
 def _steps(answer: Answer) -> None:
     rows = view.step_rows(answer.trace)
     _table(rows)
     seconds, calls, tokens = (sum(r[name] for r in rows) for name in ("seconds", "LLM calls", "tokens"))
-    st.caption(f"Total: {seconds:.2f} s · {calls} LLM calls · {tokens} tokens · {answer.mode}")
+    totals = f"{seconds:.2f} s · {calls} LLM calls · {tokens} tokens"
+    st.caption(f"Total: {totals} · {view.markdown_text(answer.mode)}")
 
 
 PANELS = (

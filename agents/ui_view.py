@@ -30,6 +30,8 @@ __all__ = [
     "degradation_notice",
     "expansion_rows",
     "fused_rows",
+    "markdown_code",
+    "markdown_text",
     "next_stage_label",
     "plain_html",
     "rerank_rows",
@@ -73,6 +75,34 @@ mark.mg-quote { background: #ffe066; padding: 0 2px; border-radius: 2px; }
 """
 
 
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>|~$&])")
+_MARKDOWN_LINE_START = re.compile(r"^([ \t]*)([#+=-]|\d+(?=[.)]))", re.MULTILINE)
+_BACKTICKS = re.compile(r"`+")
+
+
+def markdown_text(text: str) -> str:
+    """Text that Streamlit's Markdown (bodies, captions, labels, tooltips) shows literally.
+
+    Escapes what Markdown would read as syntax: links and images, emphasis, code, HTML, entities, tables,
+    strikethrough, ``$`` math, and headings, lists and rules at the start of a line.
+    """
+    escaped = _MARKDOWN_INLINE.sub(r"\\\1", text)
+    return _MARKDOWN_LINE_START.sub(_escape_line_start, escaped)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    indent, marker = match.groups()
+    return f"{indent}{marker}\\" if marker[0].isdigit() else f"{indent}\\{marker}"
+
+
+def markdown_code(text: str) -> str:
+    """Text as a Markdown inline code span that shows it exactly, whatever backticks it holds."""
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    padded = text.startswith("`") or text.endswith("`") or (text[:1] == text[-1:] == " ")
+    pad = " " if padded else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _html_text(text: str) -> str:
     """Text safe inside an HTML block of Streamlit markdown: escaped, with no '$' math and no blank lines."""
     return html.escape(text).replace("$", "&#36;").replace("\n", "&#10;")
@@ -107,9 +137,9 @@ LEGEND_HTML = (
 
 
 def citation_label(citation: Citation) -> str:
-    """A citation's button text: ``[1] Title p. 3`` (no page for unpaged documents)."""
+    """A citation's button text: ``[1] Title p. 3`` (no page for unpaged documents), the title escaped."""
     page = f" p. {citation['page']}" if citation["page"] is not None else ""
-    return f"[{citation['number']}] {citation['title']}{page}"
+    return f"[{citation['number']}] {markdown_text(citation['title'])}{page}"
 
 
 def sentence_rows(sentences: Sequence[AnswerSentence]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,15 @@ DEFAULT_SIZES = "1000,10000,100000"
 ABLATE_HELP = "Also score with each of these stages off, comma-separated: expand,route,links,rerank,verify."
 
 P = ParamSpec("P")
+
+# CSI; OSC, DCS, SOS, PM and APC up to their terminator (BEL or ST) or the line's end; other ESC sequences.
+_TERMINAL_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_RAW_IN_JSON = re.compile(r"[\x7f-\x9f]")  # json.dumps escapes C0 controls but writes DEL and C1 as they are
 
 
 app = typer.Typer(
@@ -72,8 +82,18 @@ def settings_overrides(values: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def terminal_text(text: str) -> str:
+    """Text safe on a terminal: escape sequences and control characters removed, newlines and tabs kept."""
+    return _CONTROL_CHARS.sub("", _TERMINAL_SEQUENCE.sub("", text))
+
+
+def _echo_json(text: str, *, err: bool = False) -> None:
+    """JSON as is, but DEL and C1 controls written as ``\\u`` escapes: the same value, safe on a terminal."""
+    typer.echo(_RAW_IN_JSON.sub(lambda char: f"\\u{ord(char.group()):04x}", text), err=err)
+
+
 def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg="red", err=True)
+    typer.secho(f"error: {terminal_text(message)}", fg="red", err=True)
     raise typer.Exit(1)
 
 
@@ -103,7 +123,7 @@ def _open_agent(settings: Settings) -> Agent:
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    _echo_json(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def _comma_list(text: str | None) -> list[str]:
@@ -132,7 +152,7 @@ def _progress_bar(*, unit: str) -> Iterator[Any]:
         if not bars:
             bars.append(tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True))
         bar = bars[0]
-        bar.set_postfix_str(Path(path).name, refresh=False)
+        bar.set_postfix_str(terminal_text(Path(path).name), refresh=False)
         bar.update(done - bar.n)
 
     try:
@@ -161,7 +181,7 @@ def _print_report(report: IngestReport, *, as_json: bool) -> None:
         f"failed: {len(report.failed)}  ({report.chunks} chunks in {report.seconds:.1f}s)"
     )
     for path, reason in report.failed:
-        typer.secho(f"  failed {path}: {reason}", fg="red")
+        typer.secho(f"  failed {terminal_text(path)}: {terminal_text(reason)}", fg="red")
 
 
 @app.command()
@@ -199,7 +219,7 @@ def demo() -> None:
 
 
 def _table(rows: Sequence[Sequence[Any]], *, headers: Sequence[str] | None = None) -> str:
-    cells = [[str(c) for c in row] for row in ([headers] if headers else []) + list(rows)]
+    cells = [[terminal_text(str(c)) for c in row] for row in ([headers] if headers else []) + list(rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
     return "\n".join(lines)
@@ -227,7 +247,7 @@ def remove(doc_id: Annotated[str, typer.Argument(help="The id `multigrain docs` 
     """Delete a document from the index."""
     if not _open_index(load_settings()).remove(doc_id):
         raise RetrievalError(f"no document {doc_id!r} in the index (see `multigrain docs`)")
-    typer.echo(f"removed {doc_id}")
+    typer.echo(f"removed {terminal_text(doc_id)}")
 
 
 @app.command()
@@ -268,7 +288,8 @@ def citation_line(citation: Citation) -> str:
     if len(quote) > MAX_QUOTE_CHARS:
         quote = quote[: MAX_QUOTE_CHARS - 1].rstrip() + "…"
     verdict = typer.style(citation["verdict"], fg=VERDICT_COLOURS.get(citation["verdict"]))
-    return f'[{citation["number"]}] {citation["title"]}{page} — {verdict} — "{quote}"'
+    title, quote = terminal_text(citation["title"]), terminal_text(quote)
+    return f'[{citation["number"]}] {title}{page} — {verdict} — "{quote}"'
 
 
 def _stream_answer(agent: Agent, question: str, thread: str | None) -> Answer:
@@ -279,21 +300,21 @@ def _stream_answer(agent: Agent, question: str, thread: str | None) -> Answer:
     streamed: list[str] = []
     for event in agent.stream(question, thread_id=thread):
         if isinstance(event, StepEvent):
-            typer.secho(step_line(event.entry), err=True, dim=True)
+            typer.secho(terminal_text(step_line(event.entry)), err=True, dim=True)
         elif isinstance(event, ResetEvent):
             if streamed:
                 typer.echo()
-            typer.secho(f"↻ {event.reason}", err=True, dim=True)
+            typer.secho(f"↻ {terminal_text(event.reason)}", err=True, dim=True)
             streamed = []
         elif isinstance(event, TokenEvent):
-            typer.echo(event.text, nl=False)
+            typer.echo(terminal_text(event.text), nl=False)
             streamed.append(event.text)
         elif isinstance(event, Answer):
             answer = event
     assert answer is not None, "Agent.stream ends with the Answer"
     if "".join(streamed).strip() != answer.text.strip():
         typer.secho("\nFinal answer:", bold=True)
-        typer.echo(answer.text)
+        typer.echo(terminal_text(answer.text))
     return answer
 
 
@@ -304,8 +325,9 @@ def _print_sources(answer: Answer) -> None:
     if not answer.citations:
         typer.echo("(none)")
     for notice in answer.notices:
-        typer.secho(f"note: {notice}", fg="yellow")
-    typer.echo(f"thread: {answer.thread_id}  (follow up with --thread {answer.thread_id})")
+        typer.secho(f"note: {terminal_text(notice)}", fg="yellow")
+    thread = terminal_text(answer.thread_id)
+    typer.echo(f"thread: {thread}  (follow up with --thread {thread})")
 
 
 def _stage_switch(stage: str) -> Any:
@@ -344,12 +366,12 @@ def ask(
     agent = _open_agent(load_settings(overrides))
     if as_json:
         answer = agent.ask(question, thread_id=thread)
-        typer.echo(answer.to_json())
+        _echo_json(answer.to_json())
     else:
         answer = _stream_answer(agent, question, thread)
         _print_sources(answer)
     if show_trace:
-        typer.echo(json.dumps(answer.trace, indent=2, ensure_ascii=False), err=True)
+        _echo_json(json.dumps(answer.trace, indent=2, ensure_ascii=False), err=True)
 
 
 # ----- evaluation and benchmarks -------------------------------------------------------------------

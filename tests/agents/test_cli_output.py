@@ -59,7 +59,7 @@ def ingested(home: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
 def test_the_ingest_summary_names_a_failed_file_without_its_control_sequences(ingested):
     stdout, stderr = ingested
     assert_clean(stdout + stderr)
-    assert "/docs/empty.txt: empty file" in stdout
+    assert "empty.txt: empty file" in stdout
 
 
 def test_docs_prints_clean_titles_and_json_keeps_them_exact(ingested):

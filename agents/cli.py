@@ -194,8 +194,7 @@ def ingest(
 ) -> None:
     """Add new files, replace changed ones, skip unchanged ones; exit code 1 if any file failed."""
     settings = load_settings()
-    base = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
-    report = _ingest(_open_index(settings), paths, include=include or (), exclude=exclude or (), base=base)
+    report = _ingest(_open_index(settings), paths, include=include or (), exclude=exclude or ())
     _print_report(report, as_json=as_json)
     if report.failed:
         raise typer.Exit(1)

@@ -32,7 +32,7 @@ from retrieval.errors import IndexBusyError, LoaderError, RetrievalError
 from retrieval.journal import Journal
 from retrieval.lexical import LexicalIndex
 from retrieval.links import TitleIndex
-from retrieval.loaders import iter_files, load_file
+from retrieval.loaders import corpus_document_id, iter_files, load_file, resolved_location
 from retrieval.models import ChunkedDocument, Document, Span, Unit
 from retrieval.profiles import centroid, keywords, summarize
 from retrieval.store import ChromaStore, Metadata, Record
@@ -115,6 +115,10 @@ class IngestReport:
     sentences: int = 0
     seconds: float = 0.0
 
+    def fail(self, error: LoaderError) -> None:
+        """Record a file or folder that could not be ingested, with the reason."""
+        self.failed.append((error.path, error.reason))
+
     def as_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data."""
         return {
@@ -131,14 +135,20 @@ class IngestReport:
 ProgressCallback = Callable[[int, int, str], None]
 
 
-def document_id(path: Path, base: Path | None) -> str:
-    """A file's document id: its path relative to ``base`` when given, else its absolute path."""
+def document_id(path: Path, base: Path | None = None) -> str:
+    """A file's document id: its resolved absolute location, so one file is one document wherever it
+    was named from.
+
+    ``base`` is only for dataset layouts that define ids as paths relative to the dataset folder (the
+    evaluation's ``docs/`` datasets); a file outside ``base`` keeps its absolute id.
+    """
+    location = resolved_location(path)
     if base is not None:
         try:
-            return path.resolve().relative_to(base.resolve()).as_posix()
+            return location.relative_to(resolved_location(base)).as_posix()
         except ValueError:
             pass
-    return path.resolve().as_posix()
+    return location.as_posix()
 
 
 def embedding_text(chunk: Unit, title: str) -> str:
@@ -216,18 +226,26 @@ class Index:
         progress: ProgressCallback | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Add new files, replace changed ones and skip unchanged ones; bad files are reported, not fatal."""
+        """Add new files, replace changed ones and skip unchanged ones; bad files are reported, not fatal.
+
+        A file's id is its absolute location, and a .jsonl corpus line's id is its file's id and its
+        ``_id`` (see :func:`document_id`). With ``base``, ids are as a dataset layout defines them instead:
+        a file's path relative to ``base``, a corpus line's bare ``_id``.
+        """
         report = IngestReport()
-        files = list(iter_files(paths, include=include, exclude=exclude))
+        files = list(iter_files(paths, include=include, exclude=exclude, on_error=report.fail))
         max_bytes = int(self.config.max_file_mb * 1024 * 1024)
 
         def documents() -> Iterator[tuple[int, Document | None]]:
             for i, path in enumerate(files):
+                file_id = document_id(path, base)
                 try:
-                    for doc in load_file(path, doc_id=document_id(path, base), max_bytes=max_bytes):
+                    for doc in load_file(path, doc_id=file_id, max_bytes=max_bytes):
+                        if base is None and "corpus" in doc.metadata:
+                            doc = replace(doc, doc_id=corpus_document_id(file_id, doc.doc_id))
                         yield i, doc
                 except LoaderError as exc:
-                    report.failed.append((exc.path, exc.reason))
+                    report.fail(exc)
                     yield i, None
 
         def advance(position: int) -> None:

@@ -44,30 +44,79 @@ _Heading = tuple[int, str, int]
 
 
 def iter_files(
-    paths: Sequence[Path], *, include: Sequence[str] = (), exclude: Sequence[str] = ()
+    paths: Sequence[Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    on_error: Callable[[LoaderError], None] | None = None,
 ) -> Iterator[Path]:
-    """Files under ``paths``, folders walked recursively without hidden entries, sorted and glob-filtered."""
+    """Files under ``paths``, folders walked recursively without hidden entries, sorted and glob-filtered.
+
+    Linked folders are followed. A folder that cannot be listed, or a link leading back into a folder
+    being walked, goes to ``on_error`` and the walk goes on (without ``on_error`` it is raised).
+    """
     for path in paths:
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise LoaderError(str(path), "no such file or folder")
+    report = on_error if on_error is not None else _raise
     seen: set[Path] = set()
     for path in paths:
-        candidates = [(path, path.name)] if not path.is_dir() else _walk_folder(path)
+        candidates = [(path, path.name)] if not _is_folder(path) else _walk_folder(path, report)
         for file, relative in candidates:
-            resolved = file.resolve()
+            resolved = resolved_location(file)
             if resolved not in seen and _wanted(relative, file.name, include=include, exclude=exclude):
                 seen.add(resolved)
                 yield file
 
 
-def _walk_folder(folder: Path) -> list[tuple[Path, str]]:
+def _raise(error: LoaderError) -> None:
+    raise error
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. no permission to look: the loader names the reason when it reads the file
+        return False
+
+
+def resolved_location(path: Path) -> Path:
+    """A file's absolute location with links resolved; a link loop keeps its own absolute path."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a link loop (RuntimeError before Python 3.13, OSError after)
+        return Path(os.path.abspath(path))
+
+
+def corpus_document_id(corpus_id: str, record_id: str) -> str:
+    """The id of one line of a .jsonl corpus: the corpus file's id and the line's ``_id``, so that two
+    corpus files using the same ``_id`` stay two documents."""
+    return f"{corpus_id}#{record_id}"
+
+
+def _walk_folder(folder: Path, on_error: Callable[[LoaderError], None]) -> list[tuple[Path, str]]:
+    """(file, path relative to ``folder``) for every visible file; a link back to an ancestor is an error."""
     found: list[tuple[Path, str]] = []
-    for root, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
-        for name in filenames:
-            if not name.startswith("."):
-                file = Path(root, name)
-                found.append((file, file.relative_to(folder).as_posix()))
+    pending: list[tuple[Path, frozenset[Path]]] = [(folder, frozenset({folder.resolve()}))]
+    while pending:
+        current, ancestors = pending.pop()
+        try:
+            with os.scandir(current) as entries:
+                names = sorted(entry.name for entry in entries if not entry.name.startswith("."))
+        except OSError as exc:
+            on_error(LoaderError(str(current), f"cannot read folder ({exc.strerror or exc}); skipped"))
+            continue
+        for name in names:
+            path = current / name
+            if not _is_folder(path):
+                found.append((path, path.relative_to(folder).as_posix()))
+                continue
+            target = path.resolve()
+            if target in ancestors:
+                reason = f"symbolic link loop (leads back to {target}); skipped"
+                on_error(LoaderError(str(path), reason))
+            else:
+                pending.append((path, ancestors | {target}))
     return sorted(found, key=lambda item: item[1])
 
 

@@ -13,8 +13,16 @@ from agents.cli import DEMO_QUESTIONS, app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 CORPUS_IDS = sorted(
-    ["chess.md", "lighthouses.md", "tea.html", "volcanoes.txt", "hubble-constant", "origami", "fibonacci"]
+    [
+        (FIXTURES / name).resolve().as_posix()
+        for name in ("chess.md", "lighthouses.md", "tea.html", "volcanoes.txt")
+    ]
+    + [
+        f"{(FIXTURES / 'extra.jsonl').resolve().as_posix()}#{_id}"
+        for _id in ("hubble-constant", "origami", "fibonacci")
+    ]
 )
+LIGHTHOUSES_ID = (FIXTURES / "lighthouses.md").resolve().as_posix()
 STEPS = ["expand", "route", "retrieve", "rerank", "answer", "verify"]
 LIGHTHOUSE_QUESTION = "Which was the last lighthouse in Britain to be automated?"
 
@@ -43,7 +51,7 @@ def ask_json(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_ingest_adds_every_document_with_ids_relative_to_the_folder(corpus):
+def test_ingest_adds_every_document_with_ids_by_location(corpus):
     assert sorted(corpus["added"]) == CORPUS_IDS
     assert corpus["failed"] == [] and corpus["chunks"] > 0
 
@@ -67,7 +75,7 @@ def test_ingest_reports_bad_files_keeps_good_ones_and_exits_1(tmp_path):
     assert f"{folder / 'empty.txt'}: empty file" in result.stdout
     assert f"{folder / 'notes.xyz'}: unsupported file type '.xyz'" in result.stdout
     listed = json.loads(runner.invoke(app, ["docs", "--json"]).stdout)
-    assert [d["doc_id"] for d in listed] == ["volcanoes.txt"]
+    assert [d["doc_id"] for d in listed] == [(folder / "volcanoes.txt").resolve().as_posix()]
 
 
 def test_ingest_of_a_missing_path_is_a_one_line_error(tmp_path):
@@ -80,11 +88,11 @@ def test_docs_lists_the_documents(corpus):
     listed = json.loads(runner.invoke(app, ["docs", "--json"]).stdout)
     assert sorted(d["doc_id"] for d in listed) == CORPUS_IDS
     by_id = {d["doc_id"]: d for d in listed}
-    assert by_id["lighthouses.md"]["title"] == "A Short History of Lighthouses"
-    assert by_id["lighthouses.md"]["chunks"] > 0 and "lighthouses" in by_id["lighthouses.md"]["keywords"]
+    assert by_id[LIGHTHOUSES_ID]["title"] == "A Short History of Lighthouses"
+    assert by_id[LIGHTHOUSES_ID]["chunks"] > 0 and "lighthouses" in by_id[LIGHTHOUSES_ID]["keywords"]
     table = runner.invoke(app, ["docs"]).stdout.splitlines()
     assert table[0].split() == ["doc_id", "title", "chunks", "pages", "keywords"]
-    row = next(line for line in table if line.startswith("lighthouses.md"))
+    row = next(line for line in table if line.startswith(LIGHTHOUSES_ID))
     assert "A Short History of Lighthouses" in row
 
 
@@ -112,7 +120,7 @@ def test_ask_json_cites_the_retrieved_passage_that_answers(corpus):
     assert "North Foreland" in answer["text"]
     retrieved = {p["chunk_id"] for p in answer["retrieved"]}
     assert answer["citations"] and all(c["chunk_id"] in retrieved for c in answer["citations"])
-    assert "lighthouses.md" in {c["doc_id"] for c in answer["citations"]}
+    assert LIGHTHOUSES_ID in {c["doc_id"] for c in answer["citations"]}
     assert answer["mode"] == "offline"
 
 

@@ -150,6 +150,16 @@ def test_every_sentence_has_a_verdict(answer):
         assert citation["verdict"] in ("supported", "partial", "unsupported"), citation
 
 
+def test_the_model_wrote_the_answer(answer):
+    # Expand and rerank ask a 135M model for JSON, which it often gets wrong, so they may fall back; the
+    # answer is streamed plain text, which it always writes. Had the run gone offline, this would show it.
+    first = next(entry for entry in answer.trace if entry["step"] == "answer")
+    why = "; ".join(first["degraded"])
+    assert not first["degraded"], f"the answer stage fell back instead of using SmolLM2: {why}"
+    assert first["llm_calls"] >= 1 and first["tokens"] > 0, first
+    assert first["outputs"]["mode"] == "llm", first["outputs"]
+
+
 def test_the_trace_shows_every_step_and_the_model_calls(answer):
     assert_six_timed_steps(answer)
     calls: dict[str, int] = {}

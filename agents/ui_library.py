@@ -10,10 +10,11 @@ is in ``agents.ui_view``.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from agents.errors import LLMError
 from agents.llm import ChatModel
 from agents.settings import Settings
 from agents.ui_view import markdown_code, markdown_text
-from retrieval.index import DocProfile, IngestReport
+from retrieval.index import DocProfile, IngestReport, document_id
 from retrieval.loaders import SUPPORTED_SUFFIXES
 
 __all__ = [
@@ -43,6 +44,11 @@ __all__ = [
 ]
 
 SWITCHABLE_STAGES = ("expand", "route", "rerank", "verify")
+# File names are at most 255 bytes on common file systems; the margin leaves room for " (2)" on a
+# repeated name and for the prefix of a file kept aside while its replacement is read.
+MAX_NAME_BYTES = 200
+_MAX_SUFFIX_CHARS = 16
+_KEPT_PREFIX = ".replaced-"
 
 
 # ----- settings ------------------------------------------------------------------------------------
@@ -139,11 +145,29 @@ def demo_folder() -> AbstractContextManager[Path]:
     return as_file(files("retrieval") / "data" / "demo")
 
 
-def safe_filename(name: str) -> str:
-    """An uploaded file's name as a plain file name: no folders, no leading dots, no odd characters."""
+def safe_filename(name: str, *, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """An uploaded file's name as a plain file name: no folders, no leading dots, no odd characters, and
+    at most ``max_bytes`` bytes (a longer name keeps its start, a hash of the whole and its extension)."""
     base = Path(name.replace("\\", "/")).name
-    cleaned = re.sub(r"[^\w.\- ]+", "_", base).strip(" .")
-    return cleaned or "upload"
+    cleaned = re.sub(r"[^\w.\- ]+", "_", base).strip(" .") or "upload"
+    if len(cleaned.encode()) <= max_bytes:
+        return cleaned
+    suffix = Path(cleaned).suffix if len(Path(cleaned).suffix) <= _MAX_SUFFIX_CHARS else ""
+    tag = "~" + hashlib.sha256(cleaned.encode()).hexdigest()[:8]
+    room = max_bytes - len(tag.encode()) - len(suffix.encode())
+    stem = cleaned[: len(cleaned) - len(suffix)].encode()[:room].decode(errors="ignore").rstrip(" .")
+    return f"{stem}{tag}{suffix}"
+
+
+def _unused_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name (2)``, ``name (3)``… when an earlier upload of the same batch has it."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{stem} ({number}){suffix}"
+    taken.add(candidate)
+    return candidate
 
 
 def _refusal(name: str, data: bytes, *, max_mb: float) -> str | None:
@@ -156,6 +180,43 @@ def _refusal(name: str, data: bytes, *, max_mb: float) -> str | None:
     return None
 
 
+@dataclass
+class _SavedUploads:
+    """Uploads written into the library folder, each earlier file of the same name kept aside until the
+    new one has been read, so that a bad upload never costs the good file it would replace."""
+
+    folder: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    kept: dict[Path, Path] = field(default_factory=dict)
+
+    def save(self, name: str, data: bytes) -> None:
+        """Write one upload as ``name``; raises OSError when it cannot be written (the old file stays)."""
+        path = self.folder / name
+        if path.exists():
+            self.kept[path] = self.folder / f"{_KEPT_PREFIX}{name}"
+            os.replace(path, self.kept[path])
+        try:
+            path.write_bytes(data)
+        except OSError:
+            self.discard(path)
+            raise
+        self.paths[str(path)] = path
+
+    def discard(self, path: Path) -> None:
+        """Delete a new upload and put back the file it replaced, if any."""
+        path.unlink(missing_ok=True)
+        self.paths.pop(str(path), None)
+        kept = self.kept.pop(path, None)
+        if kept is not None:
+            os.replace(kept, path)
+
+    def commit(self) -> None:
+        """The remaining uploads are in the library: drop the files they replaced."""
+        for kept in self.kept.values():
+            kept.unlink(missing_ok=True)
+        self.kept.clear()
+
+
 def ingest_uploads(
     index: Any,
     uploads: Iterable[tuple[str, bytes]],
@@ -165,30 +226,42 @@ def ingest_uploads(
 ) -> IngestReport:
     """Save each (name, bytes) upload into ``folder`` and ingest them; a bad file gets its reason.
 
-    Files refused before saving (type, size) and files the loaders reject are listed in ``failed`` with
-    the reason, and a rejected file is not kept on disk.
+    Files refused before saving (type, size, a name the disk rejects) and files the loaders reject are
+    listed in ``failed`` with the reason; a rejected file is not kept on disk, and a file it would have
+    replaced is put back. Two uploads of one name in a batch are saved as ``name`` and ``name (2)``. The
+    outcome lists documents by their place in ``folder`` ("notes.md"), not by their absolute ids.
     """
     outcome = IngestReport()
     folder.mkdir(parents=True, exist_ok=True)
-    saved: dict[str, Path] = {}
+    saved, taken = _SavedUploads(folder), set[str]()
     for name, data in uploads:
         clean = safe_filename(name)
         refusal = _refusal(clean, data, max_mb=index.config.max_file_mb)
         if refusal is not None:
             outcome.failed.append((name, refusal))
             continue
-        path = folder / clean
-        path.write_bytes(data)
-        saved[str(path)] = path
-    if not saved:
+        try:
+            saved.save(_unused_name(clean, taken), data)
+        except OSError as exc:
+            outcome.failed.append((name, f"cannot save the file ({exc.strerror or exc})"))
+    if not saved.paths:
         return outcome
-    report: IngestReport = index.ingest(list(saved.values()), base=folder, progress=progress)
+    try:
+        report: IngestReport = index.ingest(list(saved.paths.values()), progress=progress)
+    except BaseException:
+        for path in list(saved.paths.values()):
+            saved.discard(path)
+        raise
     for path_text, reason in report.failed:
         outcome.failed.append((Path(path_text).name, reason))
-        bad = saved.get(path_text)
-        if bad is not None:
-            bad.unlink(missing_ok=True)
-    outcome.added, outcome.replaced, outcome.unchanged = report.added, report.replaced, report.unchanged
+        if path_text in saved.paths:
+            saved.discard(saved.paths[path_text])
+    saved.commit()
+    within = document_id(folder) + "/"
+    outcome.added, outcome.replaced, outcome.unchanged = (
+        [doc_id.removeprefix(within) for doc_id in ids]
+        for ids in (report.added, report.replaced, report.unchanged)
+    )
     return outcome
 
 

@@ -364,9 +364,10 @@ def test_remove_document_drops_it_and_its_uploaded_file(tmp_path: Path, embedder
     folder = tmp_path / "uploads"
     outcome = library.ingest_uploads(index, [("kites.md", b"# Kites\n\nKites fly in the wind.\n")], folder)
     assert outcome.added == ["kites.md"]
-    assert library.remove_document(index, "kites.md", folder)
+    doc_id = (folder / "kites.md").resolve().as_posix()
+    assert library.remove_document(index, doc_id, folder)
     assert index.documents() == [] and not (folder / "kites.md").exists()
-    assert not library.remove_document(index, "kites.md", folder)
+    assert not library.remove_document(index, doc_id, folder)
 
 
 @pytest.mark.parametrize(("pages", "shown"), [(0, False), (12, True)], ids=["unpaged", "paged"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 Verdict = Literal["supported", "partial", "unsupported"]
 
@@ -53,6 +53,14 @@ class Citation(TypedDict):
     quote: str
     verdict: Verdict
     support: float
+    grounded: NotRequired[bool]
+    """The source states the sentence (its words are in the passage, or its verdict is 'supported')."""
+    answers_question: NotRequired[bool]
+    """The quoted source answers the question asked, not merely a related one (nor is it an instruction)."""
+    relevance: NotRequired[float]
+    """How closely the quote, read with its title, bears on the question: 0 to 1."""
+    relevance_note: NotRequired[str]
+    """Why the quote does not answer the question; empty when it does."""
 
 
 class AnswerSentence(TypedDict):
@@ -62,6 +70,10 @@ class AnswerSentence(TypedDict):
     citations: list[int]
     verdict: Verdict | None
     support: float
+    grounded: NotRequired[bool]
+    """Some cited source states the sentence."""
+    answers_question: NotRequired[bool]
+    """Some cited source answers the question asked."""
 
 
 class TraceEntry(TypedDict):

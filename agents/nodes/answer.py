@@ -21,6 +21,7 @@ from langgraph.types import StreamWriter
 from agents.context import RunContext, StepRecorder, record_step
 from agents.errors import LLMError, LLMOutputError
 from agents.llm import ChatModel
+from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
 from agents.nodes._text import evidence_units, format_source, key_terms, normalised, split_answer, term_share
 from agents.state import AgentState, AnswerSentence, Passage
 from prompts import render
@@ -47,6 +48,7 @@ class _Candidate:
     number: int
     unit: SentenceVector
     score: float
+    meaning: float
 
 
 def answer_question(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -151,6 +153,12 @@ def _extractive_answer(
         {"number": c.number, "sentence_id": c.unit.sentence_id, "score": round(c.score, 4)} for c in chosen
     ]
     rec.outputs["best_score"] = round(max((c.score for c in candidates), default=0.0), 4)
+    if chosen:
+        relevance = _relevance_of(question, chosen, ranked)
+        rec.outputs["relevance"] = relevance.as_dict()
+        if not relevance.answers:
+            rec.outputs["declined"] = relevance.why_not
+            return []
     return [
         AnswerSentence(text=f"{c.unit.text} [{c.number}]", citations=[c.number], verdict=None, support=0.0)
         for c in chosen
@@ -182,10 +190,24 @@ def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> lis
         shared = term_share(asked, f"{passage['title']} {unit.text}")
         candidates.append(
             _Candidate(
-                number=number, unit=unit, score=MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * shared
+                number=number,
+                unit=unit,
+                score=MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * shared,
+                meaning=meaning,
             )
         )
     return candidates
+
+
+def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:
+    """How well the quoted sentences, read with their documents' titles and sections, answer the question."""
+    passages = [ranked[number - 1] for number in dict.fromkeys(c.number for c in chosen)]
+    return judge_relevance(
+        question,
+        " ".join(c.unit.text for c in chosen),
+        context=" ".join(f"{p['title']} {p['section']}" for p in passages),
+        meaning=max(c.meaning for c in chosen),
+    )
 
 
 def _quotable(text: str) -> bool:
@@ -193,6 +215,7 @@ def _quotable(text: str) -> bool:
     stripped = text.strip()
     return (
         not stripped.startswith("#")
+        and not reads_as_instruction(stripped)
         and stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
         and len(words(stripped)) >= MIN_QUOTE_WORDS
     )

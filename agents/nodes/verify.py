@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from agents.context import RunContext, StepRecorder, record_step
 from agents.errors import LLMError
+from agents.nodes._relevance import Relevance, judge_relevance
 from agents.nodes._text import (
     contains_phrase,
     drop_citations,
@@ -76,13 +77,21 @@ def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, 
         if config.enabled and config.llm_judge and ctx.llm is not None:
             verdicts = _judge(sentences, checked, verdicts, ranked, ctx=ctx, rec=rec)
         checked = [_with_verdict(c, v) for c, v in zip(checked, verdicts, strict=True)]
+        checked = _with_relevance(state.get("standalone") or state.get("question", ""), checked, ctx=ctx)
         sentences = [_judged(s, c, v) for s, c, v in zip(sentences, checked, verdicts, strict=True)]
         feedback = _feedback(sentences, checked, removed) if _should_retry(state, sentences, ctx) else ""
         answer_text = state.get("answer_text", "") or " ".join(s["text"] for s in given)
         rec.outputs.update(
             removed=removed,
             sentences=[
-                {"index": i, "verdict": s["verdict"], "support": s["support"], "citations": s["citations"]}
+                {
+                    "index": i,
+                    "verdict": s["verdict"],
+                    "support": s["support"],
+                    "grounded": s.get("grounded", False),
+                    "answers_question": s.get("answers_question", False),
+                    "citations": s["citations"],
+                }
                 for i, s in enumerate(sentences)
             ],
             retry=bool(feedback),
@@ -196,13 +205,19 @@ def _cite(
         quote=best.text,
         verdict=grade(support, config),
         support=support,
+        grounded=verbatim,
     )
 
 
 def _judged(sentence: AnswerSentence, citations: list[Citation], verdict: Verdict) -> AnswerSentence:
     best = max((c["support"] for c in citations), default=0.0)
     return AnswerSentence(
-        text=sentence["text"], citations=sentence["citations"], verdict=verdict, support=best
+        text=sentence["text"],
+        citations=sentence["citations"],
+        verdict=verdict,
+        support=best,
+        grounded=any(c.get("grounded", False) for c in citations),
+        answers_question=any(c.get("answers_question", False) for c in citations),
     )
 
 
@@ -211,10 +226,42 @@ def _best_verdict(citations: list[Citation]) -> Verdict:
 
 
 def _with_verdict(citations: list[Citation], verdict: Verdict) -> list[Citation]:
-    """Citations of a sentence the LLM judged: none may claim more support than the sentence has."""
-    return [
-        Citation(**{**c, "verdict": min(c["verdict"], verdict, key=LEVEL.__getitem__)}) for c in citations
-    ]
+    """Citations of a sentence the LLM judged: none may claim more support than the sentence has.
+
+    A citation is grounded when the sentence is copied from its passage or the passage states it."""
+    judged = []
+    for c in citations:
+        final = min(c["verdict"], verdict, key=LEVEL.__getitem__)
+        grounded = c.get("grounded", False) or final == "supported"
+        judged.append(Citation(**{**c, "verdict": final, "grounded": grounded}))
+    return judged
+
+
+def _with_relevance(question: str, checked: list[list[Citation]], *, ctx: RunContext) -> list[list[Citation]]:
+    """Each citation with whether its quote, read with its title and section, answers the question."""
+    quotes = list(dict.fromkeys((c["title"], c["section"], c["quote"]) for cs in checked for c in cs))
+    if not quotes:
+        return checked
+    asked = ctx.embed_query(question)
+    vectors = ctx.embed([q for _, _, q in quotes] + [f"{t}: {q}" for t, _, q in quotes])
+    judged: dict[tuple[str, str, str], Relevance] = {}
+    for i, (title, section, quote) in enumerate(quotes):
+        meaning = max(float(np.dot(vectors[i], asked)), float(np.dot(vectors[len(quotes) + i], asked)))
+        judged[(title, section, quote)] = judge_relevance(
+            question, quote, context=f"{title} {section}", meaning=meaning
+        )
+    return [[_relevant(c, judged[(c["title"], c["section"], c["quote"])]) for c in cs] for cs in checked]
+
+
+def _relevant(citation: Citation, relevance: Relevance) -> Citation:
+    return Citation(
+        **{
+            **citation,
+            "answers_question": relevance.answers,
+            "relevance": relevance.score,
+            "relevance_note": relevance.why_not,
+        }
+    )
 
 
 def _judge(

@@ -13,15 +13,13 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from agents.context import RunContext, StepRecorder, record_step
-from agents.errors import LLMError
-from agents.llm import map_concurrent
+from agents.context import RunContext, StepRecorder, ask_model, record_step
+from agents.llm import ChatModel, map_concurrent
+from agents.nodes._followup import needs_thread, offline_standalone
 from agents.state import PER_TURN_RESET, AgentState, QueryVariant
 from prompts import render
 from retrieval.fusion import ranked, rrf
 from retrieval.textutil import content_words
-
-ANAPHORA = frozenset("it its they them their this that these those he she his her him there such".split())
 
 
 class Rewrites(BaseModel):
@@ -60,27 +58,25 @@ def expand_query(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
 
 def _standalone(question: str, history: list[dict[str, str]], ctx: RunContext, rec: StepRecorder) -> str:
     """The question made self-contained using the conversation so far."""
-    if not history:
+    if not history or not needs_thread(question):
         return question
-    asked = set(content_words(question))
-    follows_up = bool(ANAPHORA & set(question.lower().split())) or len(asked) < 3
-    if not follows_up:
-        return question
-    model = ctx.model_for("expand")
-    if model is not None:
-        thread = "\n".join(f"Q: {turn['question']}\nA: {turn['answer']}" for turn in history[-3:])
-        try:
-            reply = model.structured(
-                render("standalone", conversation=thread, question=question),
-                Standalone,
-                stage="expand",
-                max_tokens=200,
-            )
-            return reply.question.strip() or question
-        except LLMError as exc:
-            rec.degrade(f"standalone rewrite failed ({exc}); used the conversation's keywords")
-    previous = [w for w in content_words(history[-1]["question"]) if w not in asked]
-    return f"{question} ({' '.join(dict.fromkeys(previous))})" if previous else question
+    thread = "\n".join(f"Q: {turn['question']}\nA: {turn['answer']}" for turn in history[-3:])
+    reply = ask_model(
+        ctx,
+        rec,
+        lambda model: model.structured(
+            render("standalone", conversation=thread, question=question),
+            Standalone,
+            stage="expand",
+            max_tokens=200,
+        ),
+        stage="expand",
+        what="standalone rewrite",
+        fallback="used the conversation's keywords",
+    )
+    if reply is not None:
+        return reply.question.strip() or question
+    return offline_standalone(question, history)
 
 
 def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> list[QueryVariant]:
@@ -89,30 +85,31 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
     jobs: list[str] = (["rewrites"] if config.rewrites else []) + ["pseudo_doc"] * config.pseudo_docs
     if not jobs:
         return []
-    model = ctx.model_for("expand", len(jobs))
-    if model is None:
-        rec.degrade("LLM call budget spent; used pseudo-relevance feedback")
-        return []
+
+    def generate(job: str, model: ChatModel) -> list[QueryVariant]:
+        if job == "rewrites":
+            reply = model.structured(
+                render("rewrite", question=question, n=str(config.rewrites)),
+                Rewrites,
+                stage="expand",
+                max_tokens=40 + 60 * config.rewrites,
+            )
+            return [
+                QueryVariant(text=r, kind="rewrite") for r in reply.rewrites[: config.rewrites] if r.strip()
+            ]
+        text = model.text(render("query2doc", question=question), stage="expand", max_tokens=200)
+        return [QueryVariant(text=text.strip(), kind="pseudo_doc")] if text.strip() else []
 
     def run(job: str) -> list[QueryVariant]:
-        try:
-            if job == "rewrites":
-                reply = model.structured(
-                    render("rewrite", question=question, n=str(config.rewrites)),
-                    Rewrites,
-                    stage="expand",
-                    max_tokens=40 + 60 * config.rewrites,
-                )
-                return [
-                    QueryVariant(text=r, kind="rewrite")
-                    for r in reply.rewrites[: config.rewrites]
-                    if r.strip()
-                ]
-            text = model.text(render("query2doc", question=question), stage="expand", max_tokens=200)
-            return [QueryVariant(text=text.strip(), kind="pseudo_doc")] if text.strip() else []
-        except LLMError as exc:
-            rec.degrade(f"{job} failed: {exc}")
-            return []
+        variants = ask_model(
+            ctx,
+            rec,
+            lambda model: generate(job, model),
+            stage="expand",
+            what=job,
+            fallback="used pseudo-relevance feedback",
+        )
+        return variants or []
 
     return [
         v for batch in map_concurrent(run, jobs, max_workers=ctx.settings.llm.max_concurrency) for v in batch

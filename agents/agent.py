@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings, load_settings
 from agents.state import AgentState, AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
 from retrieval.index import Index
+from retrieval.urls import redact_url
 
 OFFLINE_NOTICE = (
     "No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL): offline mode. Expansion uses "
@@ -23,6 +25,7 @@ OFFLINE_NOTICE = (
     "and the answer quotes the documents."
 )
 RECURSION_LIMIT = 40
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 @dataclass
@@ -95,15 +98,20 @@ class Agent:
         if llm is not None and getattr(llm, "ledger", None) is not None:
             self.ledger = llm.ledger
         self.graph = build_graph(self.settings.home / "conversations.sqlite")
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._thread_locks_guard = threading.Lock()
 
     @property
     def mode(self) -> str:
-        """'offline', or the model and endpoint the LLM stages use."""
+        """'offline', or the model and endpoint the LLM stages use (any key in the URL masked)."""
         if self.llm is None:
             return "offline"
-        return (
-            f"llm: {self.settings.llm.model} at {self.settings.llm.base_url or 'https://api.openai.com/v1'}"
-        )
+        return f"llm: {self.settings.llm.model} at {redact_url(self.settings.llm.base_url or OPENAI_URL)}"
+
+    def _thread_lock(self, thread: str) -> threading.Lock:
+        """The lock that lets one question at a time run on ``thread``, so no turn's history is lost."""
+        with self._thread_locks_guard:
+            return self._thread_locks.setdefault(thread, threading.Lock())
 
     def _context(self) -> RunContext:
         return RunContext(
@@ -130,6 +138,13 @@ class Agent:
         thread = thread_id or uuid.uuid4().hex
         config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
         notices: list[str] = []
+        with self._thread_lock(thread):
+            yield from self._run_graph(question, config, notices)
+            state: AgentState = self.graph.get_state(config).values
+        yield self._answer(question, thread, state, notices)
+
+    def _run_graph(self, question: str, config: dict[str, Any], notices: list[str]) -> Iterator[Event]:
+        """The graph's step, token and reset events for one question; a step budget overrun is a notice."""
         try:
             for mode, payload in self.graph.stream(
                 {"question": question},
@@ -147,8 +162,6 @@ class Agent:
                             yield StepEvent(step=step, entry=entry)
         except GraphRecursionError:
             notices.append("the step budget ran out before the answer was checked; showing what was reached")
-        state: AgentState = self.graph.get_state(config).values
-        yield self._answer(question, thread, state, notices)
 
     def _answer(self, question: str, thread: str, state: AgentState, notices: list[str]) -> Answer:
         if self.llm is None:

@@ -1,38 +1,29 @@
-"""What every node receives besides the state: settings, the index, the model and the run's budget."""
+"""What every node receives besides the state: settings, the index, the model and the run's limits.
+
+:func:`ask_model` is the one way a node asks the model: under the question's limits (call budget,
+deadline, an endpoint found down), and degrading the stage, or failing in strict mode, when it cannot.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from agents.errors import StageDegradedError
+from agents._limits import CallBudget, RunLimits
+from agents.errors import LLMError, StageDegradedError
 from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
 from agents.state import TraceEntry
 from retrieval.index import Index
 
+__all__ = ["CallBudget", "RunContext", "RunLimits", "StepRecorder", "ask_model", "record_step"]
 
-@dataclass
-class CallBudget:
-    """A hard bound on the LLM calls of one question."""
-
-    limit: int
-    used: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def take(self, calls: int = 1) -> bool:
-        """Reserve calls; False (and nothing reserved) when that would pass the limit."""
-        with self._lock:
-            if self.used + calls > self.limit:
-                return False
-            self.used += calls
-            return True
+T = TypeVar("T")
 
 
 @dataclass
@@ -44,7 +35,11 @@ class RunContext:
     llm: ChatModel | None
     ledger: UsageLedger
     budget: CallBudget
+    limits: RunLimits = field(init=False)
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.limits = RunLimits(self.budget, deadline_s=self.settings.deadline_s)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of texts, each embedded at most once per question (route and retrieve share them)."""
@@ -58,11 +53,14 @@ class RunContext:
         """One text's embedding, cached like :meth:`embed`."""
         return self.embed([text])[0]
 
-    def model_for(self, stage: str, calls: int = 1) -> ChatModel | None:
-        """The model if one is configured and the budget allows ``calls`` more calls, else None."""
-        if self.llm is None or not self.budget.take(calls):
+    def model_for(self, stage: str) -> ChatModel | None:
+        """The model bound to this question's limits, or None when none is configured.
+
+        An in-process stand-in (not a :class:`ChatModel`) sends no HTTP requests, so it is returned as is.
+        """
+        if self.llm is None:
             return None
-        return self.llm
+        return self.llm.within(self.limits) if isinstance(self.llm, ChatModel) else self.llm
 
 
 @dataclass
@@ -77,13 +75,41 @@ class StepRecorder:
     strict: bool = False
     entry: TraceEntry | None = None
 
-    def degrade(self, why: str) -> None:
+    def degrade(self, why: str, *, cause: BaseException | None = None) -> None:
         """Note that this step fell back to a weaker method, and why; in strict mode, fail instead."""
         if self.strict:
             raise StageDegradedError(
-                f"{self.step}: {why} (strict mode is on; unset MULTIGRAIN_STRICT to degrade)"
-            )
+                f"{self.step}: {why} (strict mode is on; unset MULTIGRAIN_STRICT to degrade)", stage=self.step
+            ) from cause
         self.degraded.append(why)
+
+
+def ask_model(
+    ctx: RunContext,
+    rec: StepRecorder,
+    call: Callable[[ChatModel], T],
+    *,
+    stage: str,
+    what: str,
+    fallback: str,
+) -> T | None:
+    """What ``call`` gets from the question's model, or None when there is no model to ask.
+
+    Also None when the question's limits forbid a call (budget spent, deadline passed, endpoint down) or
+    the call fails: the trace then says "``what`` skipped/failed (why); ``fallback``", and in strict mode
+    that is a StageDegradedError chained from the failure instead.
+    """
+    model = ctx.model_for(stage)
+    if model is None:
+        return None
+    if (refusal := ctx.limits.refusal()) is not None:
+        rec.degrade(f"{what} skipped ({refusal}); {fallback}")
+        return None
+    try:
+        return call(model)
+    except LLMError as exc:
+        rec.degrade(f"{what} failed ({exc}); {fallback}", cause=exc)
+        return None
 
 
 @contextmanager

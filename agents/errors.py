@@ -41,4 +41,11 @@ class CitationError(MultigrainError):
 
 
 class StageDegradedError(MultigrainError):
-    """A stage would have fallen back to a weaker method, and strict mode forbids that."""
+    """A stage would have fallen back to a weaker method, and strict mode forbids that.
+
+    Every stage raises this one type; ``__cause__`` holds the model failure, if one was the reason.
+    """
+
+    def __init__(self, message: str, *, stage: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage

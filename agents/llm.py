@@ -1,11 +1,15 @@
 """The one door to a chat model: an OpenAI-compatible client with retries, structured output, usage records.
 
 No other module imports the ``openai`` SDK. Nodes receive a :class:`ChatModel` and call ``text``,
-``structured`` or ``stream``; every HTTP call lands as a :class:`CallRecord` in the model's ledger.
+``structured`` or ``stream``; every HTTP call lands as a :class:`CallRecord` in the model's ledger. A model
+bound to a question's :class:`~agents._limits.RunLimits` (:meth:`ChatModel.within`) counts every HTTP
+request against its budget, shortens each timeout to the time left before its deadline, and stops for the
+rest of the question once the endpoint cannot be reached.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -19,11 +23,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
 
 import openai
+from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from agents._limits import RunLimits
 from agents.errors import LLMError, LLMOutputError
 from prompts import render
-from retrieval.tokens import count_tokens
+from retrieval.tokens import count_tokens, encoder
 
 __all__ = ["CallRecord", "ChatModel", "LLMConfig", "UsageLedger", "map_concurrent"]
 
@@ -47,6 +53,20 @@ _MAX_DELAY_S = 10.0
 _FENCED_REPLY = re.compile(r"```(?:json|JSON)?[ \t]*\n(?P<body>.*)\n[ \t]*```", re.DOTALL)
 _SCHEMA_INSTRUCTION = "Reply with only a JSON object matching this JSON schema:\n"
 _REASK = "Your reply was not valid: {error}. Reply again with only the corrected JSON object."
+_BAD_SERVER = "check that llm.base_url points at an OpenAI-compatible server"
+
+
+class _MalformedReply(ValueError):
+    """An HTTP 200 reply that is not a chat completion (not JSON, not an object, no choices)."""
+
+
+@dataclass
+class _FormatChoice:
+    """How structured replies are requested, shared by a model and its bound copies."""
+
+    mode: StructuredMode
+    settled: bool
+    lock: threading.Lock
 
 
 class LLMConfig(BaseModel):
@@ -149,10 +169,13 @@ class ChatModel:
             max_retries=0,
         )
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
-        self._mode_lock = threading.Lock()
         requested = config.structured_output
-        self._mode: StructuredMode = "json_schema" if requested == "auto" else requested
-        self._mode_settled = requested != "auto"
+        self._format = _FormatChoice(
+            mode="json_schema" if requested == "auto" else requested,
+            settled=requested != "auto",
+            lock=threading.Lock(),
+        )
+        self._limits: RunLimits | None = None
 
     def __repr__(self) -> str:
         return f"ChatModel(model={self.config.model!r}, endpoint={self.endpoint!r})"
@@ -165,12 +188,19 @@ class ChatModel:
     @property
     def structured_mode(self) -> StructuredMode:
         """How structured replies are requested now; 'auto' settles on the first mode the server accepts."""
-        with self._mode_lock:
-            return self._mode
+        with self._format.lock:
+            return self._format.mode
+
+    def within(self, limits: RunLimits) -> ChatModel:
+        """This model (same client, ledger and concurrency slots) bound to one question's limits."""
+        bound = copy.copy(self)
+        bound._limits = limits
+        return bound
 
     def text(self, messages: Messages, *, stage: str, max_tokens: int | None = None) -> str:
-        """Send ``messages`` and return the reply text."""
-        return self._complete(self._request(messages, max_tokens=max_tokens), stage=stage, mode="text")
+        """Send ``messages`` and return the reply text, cut at ``max_tokens`` if the server sent more."""
+        text = self._complete(self._request(messages, max_tokens=max_tokens), stage=stage, mode="text")
+        return text if max_tokens is None else _cut(text, max_tokens)
 
     def structured(
         self, messages: Messages, schema: type[T], *, stage: str, max_tokens: int | None = None
@@ -200,32 +230,67 @@ class ChatModel:
     def stream(
         self, messages: Messages, *, stage: str, max_tokens: int | None = None
     ) -> Generator[str, None, None]:
-        """Send ``messages`` and yield the reply as it arrives; closing the generator ends the request."""
+        """Send ``messages`` and yield the reply as it arrives, cut at ``max_tokens``; closing the generator
+        ends the request. A stall longer than the timeout, a dropped connection, a malformed event or the
+        question's deadline ends it with an LLMError."""
         started = time.monotonic()
         request = self._request(messages, max_tokens=max_tokens)
         request["stream"] = True
         try:
-            chunks, attempts = self._send(request, stage=stage)
+            chunks, attempts, timeout_s = self._send(request, stage=stage)
         except LLMError as exc:
-            self._record(stage, "stream", started, attempts=exc.attempts, error=str(exc))
+            self._record_failure(stage, "stream", started, exc)
             raise
         pieces: list[str] = []
         error: str | None = None
         try:
-            for chunk in chunks:
-                piece = chunk.choices[0].delta.content if chunk.choices else None
-                if piece:
-                    pieces.append(piece)
-                    yield piece
-        except openai.APIError as exc:
-            failure = self._error(exc, stage=stage, attempts=attempts, retryable=False)
-            error = str(failure)
-            raise failure from self._safe_cause(exc)
+            for piece in self._pieces(chunks, stage=stage, attempts=attempts, timeout_s=timeout_s):
+                kept, full = piece, False
+                if max_tokens is not None:
+                    kept, full = _within_tokens("".join(pieces), piece, max_tokens)
+                if kept:
+                    pieces.append(kept)
+                    yield kept
+                if full:
+                    break
+        except LLMError as exc:
+            error = str(exc)
+            raise
         finally:
             chunks.close()
             text = "".join(pieces)
             usage = (_count_message_tokens(messages), count_tokens(text))
             self._record(stage, "stream", started, attempts=attempts, usage=usage, error=error)
+
+    def _pieces(self, chunks: Any, *, stage: str, attempts: int, timeout_s: float) -> Iterator[str]:
+        """The text pieces of a streamed reply; every way the stream can break is an LLMError."""
+        try:
+            for chunk in chunks:
+                if self._limits is not None and self._limits.left_s() <= 0:
+                    passed = self._limits.deadline_passed()
+                    message = f"{stage}: the reply was still streaming when the {passed}"
+                    raise LLMError(message, stage=stage, attempts=attempts, status=None, retryable=False)
+                if piece := _piece_of(chunk):
+                    yield piece
+        except openai.APIError as exc:
+            raise self._stream_error(exc, stage=stage, attempts=attempts, timeout_s=timeout_s) from (
+                self._safe_cause(exc)
+            )
+        except ValueError as exc:
+            message = f"{stage}: {self.endpoint} sent a malformed stream ({exc}); {_BAD_SERVER}"
+            raise LLMError(
+                self._redact(message), stage=stage, attempts=attempts, status=200, retryable=False
+            ) from self._safe_cause(exc)
+
+    def _stream_error(self, exc: openai.APIError, *, stage: str, attempts: int, timeout_s: float) -> LLMError:
+        if isinstance(exc, openai.APITimeoutError):
+            why = f"the reply stalled: nothing for {timeout_s:.3g} s; raise llm.timeout_s or check the server"
+        elif isinstance(exc, openai.APIConnectionError):
+            why = f"the connection dropped mid-reply ({_root_cause(exc)})"
+        else:
+            why = f"the server sent an error mid-reply: {_server_detail(exc)}"
+        message = self._redact(f"{stage}: {self.endpoint}: {why}")
+        return LLMError(message, stage=stage, attempts=attempts, status=_status_of(exc), retryable=False)
 
     def ping(self) -> str:
         """Make one tiny call and return the reply; the LLMError raised says exactly what failed."""
@@ -236,8 +301,8 @@ class ChatModel:
         self, messages: Messages, schema: type[BaseModel], *, stage: str, max_tokens: int | None
     ) -> str:
         while True:
-            with self._mode_lock:
-                mode, settled = self._mode, self._mode_settled
+            with self._format.lock:
+                mode, settled = self._format.mode, self._format.settled
             probing = not settled and _NEXT_MODE[mode] is not None
             request = self._request(_with_schema(messages, schema, mode), max_tokens=max_tokens)
             if (response_format := _response_format(schema, mode)) is not None:
@@ -254,17 +319,17 @@ class ChatModel:
                 ):
                     raise
                 continue
-            with self._mode_lock:
-                self._mode_settled = self._mode_settled or self._mode == mode
+            with self._format.lock:
+                self._format.settled = self._format.settled or self._format.mode == mode
             return reply
 
     def _fall_back_from(self, rejected: StructuredMode, error: LLMError) -> bool:
-        with self._mode_lock:
-            if self._mode != rejected:
+        with self._format.lock:
+            if self._format.mode != rejected:
                 return True
-            if self._mode_settled or (fallback := _NEXT_MODE[rejected]) is None:
+            if self._format.settled or (fallback := _NEXT_MODE[rejected]) is None:
                 return False
-            self._mode = fallback
+            self._format.mode = fallback
         logger.warning(
             "%s: %s rejected response_format %s (HTTP %s); using %s for this client from now on",
             error.stage,
@@ -296,20 +361,22 @@ class ChatModel:
     ) -> str:
         started = time.monotonic()
         try:
-            response, attempts = self._send(
-                request, stage=stage, fail_fast=fail_fast, max_retries=max_retries
-            )
+            raw, attempts, _ = self._send(request, stage=stage, fail_fast=fail_fast, max_retries=max_retries)
+            text, tokens = self._parse(raw.http_response.content, stage=stage, attempts=attempts)
         except LLMError as exc:
-            self._record(stage, mode, started, attempts=exc.attempts, error=str(exc))
+            self._record_failure(stage, mode, started, exc)
             raise
-        text = (response.choices[0].message.content or "") if response.choices else ""
-        usage = response.usage
-        if usage is not None:
-            tokens = (usage.prompt_tokens, usage.completion_tokens)
-        else:
+        if tokens is None:
             tokens = (_count_message_tokens(request["messages"]), count_tokens(text))
         self._record(stage, mode, started, attempts=attempts, usage=tokens)
         return text
+
+    def _parse(self, body: bytes, *, stage: str, attempts: int) -> tuple[str, tuple[int, int] | None]:
+        try:
+            return _completion_of(body)
+        except _MalformedReply as exc:
+            message = self._redact(f"{stage}: {self.endpoint} answered HTTP 200 but {exc}; {_BAD_SERVER}")
+            raise LLMError(message, stage=stage, attempts=attempts, status=200, retryable=False) from exc
 
     def _send(
         self,
@@ -318,34 +385,65 @@ class ChatModel:
         stage: str,
         fail_fast: frozenset[int] = frozenset(),
         max_retries: int | None = None,
-    ) -> tuple[Any, int]:
+    ) -> tuple[Any, int, float]:
+        """The server's response (a raw response, or a stream), the attempts it took and the last timeout.
+
+        Each attempt is admitted by the question's limits; a connection failure marks the endpoint down
+        for the rest of the question, and no retry starts after the deadline.
+        """
         retries = self.config.max_retries if max_retries is None else max_retries
+        completions = self._client.chat.completions
+        create = completions.create if request.get("stream") else completions.with_raw_response.create
+        limits = self._limits
         for attempt in range(retries + 1):
+            timeout_s = self.config.timeout_s
+            if limits is not None:
+                if (refusal := limits.admit()) is not None:
+                    after = f"after {attempt} attempt{'s' if attempt != 1 else ''}: " if attempt else ""
+                    message = f"{stage}: {after}{refusal}"
+                    raise LLMError(message, stage=stage, attempts=attempt, status=None, retryable=False)
+                timeout_s = limits.timeout_s(timeout_s)
             try:
                 with self._slots:
-                    return self._client.chat.completions.create(**request), attempt + 1
+                    return create(**request, timeout=timeout_s), attempt + 1, timeout_s
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
-                retryable = _is_retryable(exc)
-                if not retryable or attempt == retries or _status_of(exc) in fail_fast:
-                    error = self._error(exc, stage=stage, attempts=attempt + 1, retryable=retryable)
-                    raise error from self._safe_cause(exc)
+                error = self._error(exc, stage=stage, attempts=attempt + 1, timeout_s=timeout_s)
+                unreachable = _unreachable(exc)
                 delay = _retry_delay(exc, attempt=attempt, backoff_s=self.config.backoff_s)
+                if limits is not None and unreachable:
+                    limits.mark_down(str(error))
+                if (
+                    not error.retryable
+                    or attempt == retries
+                    or error.status in fail_fast
+                    or (limits is not None and (unreachable or not limits.can_wait(delay)))
+                ):
+                    raise error from self._safe_cause(exc)
                 logger.info("%s: %s; retrying in %.2f s", stage, type(exc).__name__, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
-    def _error(self, exc: openai.APIError, *, stage: str, attempts: int, retryable: bool) -> LLMError:
-        message = f"{stage}: {self._describe_failure(exc, attempts=attempts)}"
+    def _error(self, exc: openai.APIError, *, stage: str, attempts: int, timeout_s: float) -> LLMError:
+        message = f"{stage}: {self._describe_failure(exc, attempts=attempts, timeout_s=timeout_s)}"
         return LLMError(
-            self._redact(message), stage=stage, attempts=attempts, status=_status_of(exc), retryable=retryable
+            self._redact(message),
+            stage=stage,
+            attempts=attempts,
+            status=_status_of(exc),
+            retryable=_is_retryable(exc),
         )
 
-    def _describe_failure(self, exc: openai.APIError, *, attempts: int) -> str:
+    def _describe_failure(self, exc: openai.APIError, *, attempts: int, timeout_s: float) -> str:
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         url = self.endpoint
+        if isinstance(exc, openai.APITimeoutError) and timeout_s < self.config.timeout_s and self._limits:
+            return (
+                f"no reply from {url} in the {timeout_s:.3g} s left before the question's "
+                f"{self._limits.deadline_passed()} ({tries}); raise MULTIGRAIN_DEADLINE_S"
+            )
         if isinstance(exc, openai.APITimeoutError):
             return (
-                f"no reply from {url}: timed out after {self.config.timeout_s:g} s ({tries}); "
+                f"no reply from {url}: timed out after {timeout_s:g} s ({tries}); "
                 "raise llm.timeout_s or check that the server is not overloaded"
             )
         if isinstance(exc, openai.APIConnectionError):
@@ -406,6 +504,11 @@ class ChatModel:
         )
         self.ledger.add(record)
         logger.info("llm call %s", stage, extra={"llm_call": asdict(record)})
+
+    def _record_failure(self, stage: str, mode: str, started: float, error: LLMError) -> None:
+        """Record a failed call, unless the question's limits refused it before any request was sent."""
+        if error.attempts:
+            self._record(stage, mode, started, attempts=error.attempts, error=str(error))
 
 
 def map_concurrent(fn: Callable[[A], R], items: Sequence[A], *, max_workers: int) -> list[R]:
@@ -520,3 +623,60 @@ def _server_detail(exc: openai.APIError) -> str:
 def _count_message_tokens(messages: Messages) -> int:
     """Approximate prompt tokens: content plus the few tokens each message's framing costs."""
     return sum(count_tokens(message["content"]) + 4 for message in messages) + 3
+
+
+def _completion_of(body: bytes) -> tuple[str, tuple[int, int] | None]:
+    """The reply text and (prompt, completion) token usage of a chat completion's JSON body."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise _MalformedReply(f"the body is not JSON ({body[:80]!r})") from exc
+    if not isinstance(payload, dict):
+        raise _MalformedReply(f"the body is a JSON {type(payload).__name__}, not an object")
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise _MalformedReply(f"the reply has no choices ({json.dumps(payload)[:200]})")
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or not isinstance(content, str | None):
+        raise _MalformedReply("the first choice has no text message")
+    usage = payload.get("usage")
+    tokens = None
+    if isinstance(usage, dict):
+        counts = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        if all(isinstance(n, int) for n in counts):
+            tokens = (int(counts[0] or 0), int(counts[1] or 0))
+    return content or "", tokens
+
+
+def _piece_of(chunk: object) -> str | None:
+    """The text a streamed chunk adds, if any."""
+    if not isinstance(chunk, ChatCompletionChunk):
+        raise _MalformedReply(f"an event is a JSON {type(chunk).__name__}, not a chat completion chunk")
+    if not chunk.choices:
+        return None
+    content = getattr(getattr(chunk.choices[0], "delta", None), "content", None)
+    if content is not None and not isinstance(content, str):
+        raise _MalformedReply("an event's content is not text")
+    return content
+
+
+def _cut(text: str, max_tokens: int) -> str:
+    """``text`` cut to its first ``max_tokens`` tokens (a server may ignore max_tokens)."""
+    tokens = encoder().encode_ordinary(text)
+    if len(tokens) <= max_tokens:
+        return text
+    return encoder().decode(tokens[:max_tokens]).rstrip("\ufffd")
+
+
+def _within_tokens(so_far: str, piece: str, max_tokens: int) -> tuple[str, bool]:
+    """The part of ``piece`` that keeps a streamed reply within ``max_tokens``, and whether it is now full."""
+    text = so_far + piece
+    if count_tokens(text) <= max_tokens:
+        return piece, False
+    return _cut(text, max_tokens)[len(so_far) :], True
+
+
+def _unreachable(exc: openai.APIError) -> bool:
+    """A connection failure other than a timeout: the endpoint is down, not slow."""
+    return isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     chroma_port: int = Field(8000, description="Chroma server port.")
     max_llm_calls: int = Field(24, ge=1, description="Hard budget of LLM calls per question.")
     strict: bool = Field(False, description="Raise instead of degrading a stage that fails.")
+    deadline_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds one question may spend on model calls and retries; after it, stages degrade.",
+    )
     index: IndexConfig = Field(default_factory=IndexConfig)  # type: ignore[arg-type]
     llm: LLMConfig = Field(default_factory=LLMConfig)  # type: ignore[arg-type]
     expand: ExpandConfig = Field(default_factory=ExpandConfig)  # type: ignore[arg-type]

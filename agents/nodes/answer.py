@@ -18,8 +18,8 @@ import numpy as np
 from langgraph.runtime import Runtime
 from langgraph.types import StreamWriter
 
-from agents.context import RunContext, StepRecorder, record_step
-from agents.errors import LLMError, LLMOutputError
+from agents.context import RunContext, StepRecorder, ask_model, record_step
+from agents.errors import LLMOutputError
 from agents.llm import ChatModel
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
 from agents.nodes._text import evidence_units, format_source, key_terms, normalised, split_answer, term_share
@@ -104,42 +104,36 @@ def _llm_answer(
     rec.outputs["mode"] = "extractive"
     if ctx.llm is None or not ranked:
         return None
-    model = ctx.model_for("answer")
-    if model is None:
-        rec.degrade("LLM call budget spent; quoted the passages instead")
-        return None
     messages = render(
         "answer", question=question, sources=format_sources(ranked), feedback=feedback or FIRST_ATTEMPT
     )
-    try:
-        text = _stream(model, messages, max_tokens=ctx.settings.answer.max_tokens, writer=writer)
-    except LLMError as exc:
-        _fall_back(exc, ctx=ctx, writer=writer, rec=rec)
-        return None
-    if not text.strip():
-        empty = LLMOutputError("answer: the reply was empty", stage="answer", raw_text=text, attempts=1)
-        _fall_back(empty, ctx=ctx, writer=writer, rec=rec)
+    text = ask_model(
+        ctx,
+        rec,
+        lambda model: _stream(model, messages, max_tokens=ctx.settings.answer.max_tokens, writer=writer),
+        stage="answer",
+        what="answer generation",
+        fallback="quoted the passages instead",
+    )
+    if text is None:
+        writer({"type": "reset", "reason": "the model failed; the answer quotes the passages instead"})
         return None
     rec.outputs["mode"] = "llm"
     return text.strip()
 
 
-def _fall_back(error: LLMError, *, ctx: RunContext, writer: StreamWriter, rec: StepRecorder) -> None:
-    """Record why the model's answer is not used (or raise it, in strict mode)."""
-    if ctx.settings.strict:
-        raise error
-    writer({"type": "reset", "reason": "the model failed; the answer quotes the passages instead"})
-    rec.degrade(f"answer generation failed ({error}); quoted the passages instead")
-
-
 def _stream(
     model: ChatModel, messages: list[dict[str, str]], *, max_tokens: int, writer: StreamWriter
 ) -> str:
+    """The model's answer, each piece written to the stream as it comes; an empty reply is a failure."""
     pieces: list[str] = []
     for piece in model.stream(messages, stage="answer", max_tokens=max_tokens):
         pieces.append(piece)
         writer({"type": "token", "text": piece})
-    return "".join(pieces)
+    text = "".join(pieces)
+    if not text.strip():
+        raise LLMOutputError("answer: the reply was empty", stage="answer", raw_text=text, attempts=1)
+    return text
 
 
 def _extractive_answer(

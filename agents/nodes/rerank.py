@@ -15,8 +15,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from agents.context import RunContext, StepRecorder, record_step
-from agents.errors import LLMError
+from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import map_concurrent
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
@@ -127,22 +126,23 @@ def _llm_order(question: str, passages: list[Passage], ctx: RunContext, rec: Ste
     """Let the model order each window; a window it fails on keeps its order."""
     config = ctx.settings.rerank
     windows = [passages[i : i + config.window] for i in range(0, len(passages), config.window)]
-    model = ctx.model_for("rerank", len(windows))
-    if model is None:
-        rec.degrade("LLM call budget spent; kept the offline order")
-        return passages
 
     def judge(window: list[Passage]) -> list[Passage]:
         listing = "\n\n".join(f"[{i + 1}] {p['title']}: {p['text']}" for i, p in enumerate(window))
-        try:
-            reply = model.structured(
+        reply = ask_model(
+            ctx,
+            rec,
+            lambda model: model.structured(
                 render(f"rerank_{config.mode}", question=question, passages=listing),
                 WindowJudgement,
                 stage="rerank",
                 max_tokens=32 + 8 * len(window),
-            )
-        except LLMError as exc:
-            rec.degrade(f"window of {len(window)} kept its fused order: {exc}")
+            ),
+            stage="rerank",
+            what=f"window of {len(window)}",
+            fallback="kept its fused order",
+        )
+        if reply is None:
             return window
         picked = [n - 1 for n in valid_numbers(reply.ranking, len(window))]
         if not picked:

@@ -13,8 +13,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from agents.context import RunContext, StepRecorder, record_step
-from agents.errors import LLMError
+from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.nodes._queries import merge_variants
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, RoutedDoc
@@ -102,23 +101,27 @@ def _judged_order(
 ) -> list[str]:
     """Let the model choose among the top candidates' profiles; its picks lead, the fused order follows."""
     shown = [d for d in order[: min(keep, JUDGE_CANDIDATES)] if d in profiles]
-    model = ctx.model_for("route")
-    if model is None or not shown:
-        rec.degrade("LLM call budget spent; kept the fused document order")
+    if not shown:
+        rec.degrade("no candidate document has a profile to judge; kept the fused document order")
         return order
     listing = "\n\n".join(
         f"[{i + 1}] {profiles[d].title}\n{profiles[d].summary}\nKeywords: {', '.join(profiles[d].keywords)}"
         for i, d in enumerate(shown)
     )
-    try:
-        reply = model.structured(
+    reply = ask_model(
+        ctx,
+        rec,
+        lambda model: model.structured(
             render("route_judge", question=question, documents=listing),
             DocumentChoice,
             stage="route",
             max_tokens=16 + 6 * len(shown),
-        )
-    except LLMError as exc:
-        rec.degrade(f"document judge failed, kept the fused order: {exc}")
+        ),
+        stage="route",
+        what="document judge",
+        fallback="kept the fused document order",
+    )
+    if reply is None:
         return order
     picked = [shown[n - 1] for n in valid_numbers(reply.documents, len(shown))]
     if not picked:

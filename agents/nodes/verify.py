@@ -15,8 +15,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from agents.context import RunContext, StepRecorder, record_step
-from agents.errors import LLMError
+from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.nodes._relevance import Relevance, judge_relevance
 from agents.nodes._text import (
     contains_phrase,
@@ -277,26 +276,25 @@ def _judge(
     todo = [i for i, c in enumerate(checked) if c]
     if not todo:
         return scored
-    model = ctx.model_for("verify")
-    if model is None:
-        rec.degrade("LLM call budget spent; verdicts come from support scores alone")
-        return scored
     numbers = sorted({c["number"] for i in todo for c in checked[i]})
     claims = "\n".join(
         f"{i}. {strip_citations(sentences[i]['text'])} (cites {_markers(checked[i])})" for i in todo
     )
     sources = "\n\n".join(format_source(n, ranked[n - 1]) for n in numbers)
-    try:
-        reply = model.structured(
+    reply = ask_model(
+        ctx,
+        rec,
+        lambda model: model.structured(
             render("verify", claims=claims, sources=sources),
             Judgements,
             stage="verify",
             max_tokens=60 + 80 * len(todo),
-        )
-    except LLMError as exc:
-        if ctx.settings.strict:
-            raise
-        rec.degrade(f"entailment check failed ({exc}); verdicts come from support scores alone")
+        ),
+        stage="verify",
+        what="entailment check",
+        fallback="verdicts come from support scores alone",
+    )
+    if reply is None:
         return scored
     by_index = {j.index: j for j in reply.judgements if j.index in todo}
     final = list(scored)

@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from agents.context import CallBudget, RunContext
-from agents.errors import LLMError, LLMOutputError
+from agents.errors import LLMError, LLMOutputError, StageDegradedError
 from agents.llm import ChatModel, UsageLedger
 from agents.nodes._text import drop_citations, split_answer
 from agents.nodes.answer import NO_ANSWER, answer_question
@@ -310,8 +310,9 @@ def test_llm_answer_failure_falls_back_to_quotes(index: Index, failure: Any) -> 
 def test_llm_answer_failure_raises_in_strict_mode(index: Index) -> None:
     runtime, _ = runtime_for(index, llm=ScriptedModel(answers=[server_error()]), strict=True)
     ranked = passages_for(index, BEES_QUESTION)
-    with pytest.raises(LLMError, match="HTTP 500"):
+    with pytest.raises(StageDegradedError, match="HTTP 500") as caught:
         answer_question(AgentState(question=BEES_QUESTION, ranked=ranked, retrieved=ranked), runtime)
+    assert isinstance(caught.value.__cause__, LLMError)
 
 
 def test_judge_failure_keeps_the_score_verdicts(index: Index) -> None:

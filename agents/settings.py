@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+from collections.abc import Iterator, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.errors import ConfigError
@@ -158,24 +163,21 @@ class Settings(BaseSettings):
         return not self.llm.enabled
 
 
+ENV_PREFIX = "MULTIGRAIN_"
+OPENAI_VARIABLES = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url"}
+
+
 def load_settings(
-    overrides: dict[str, Any] | None = None, *, environ: dict[str, str] | None = None
+    overrides: dict[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Settings from the environment (OPENAI_API_KEY and OPENAI_BASE_URL honoured), then ``overrides``."""
+    """Settings from defaults, then OPENAI_API_KEY and OPENAI_BASE_URL, then MULTIGRAIN_*, then ``overrides``.
+
+    ``environ`` replaces ``os.environ`` as the source of those variables. An unknown MULTIGRAIN_* variable
+    is a ``ConfigError`` that names it and the closest real one.
+    """
     env = os.environ if environ is None else environ
-    llm: dict[str, Any] = {}
-    if env.get("OPENAI_API_KEY"):
-        llm["api_key"] = SecretStr(env["OPENAI_API_KEY"])
-    if env.get("OPENAI_BASE_URL"):
-        llm["base_url"] = env["OPENAI_BASE_URL"]
-    merged: dict[str, Any] = {}
-    if llm:
-        merged["llm"] = llm
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
+    merged = _deep_merge(_openai_values(env), _environment_values(env))
+    merged = _deep_merge(merged, overrides or {})
     try:
         return Settings(**merged)
     except ValidationError as exc:
@@ -183,22 +185,95 @@ def load_settings(
         raise ConfigError(f"invalid settings: {problems}") from exc
 
 
+def _openai_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """The OpenAI client's usual variables, as the ``llm`` settings they stand for."""
+    llm: dict[str, Any] = {field: env[name] for name, field in OPENAI_VARIABLES.items() if env.get(name)}
+    if "api_key" in llm:
+        llm["api_key"] = SecretStr(llm["api_key"])
+    return {"llm": llm} if llm else {}
+
+
+def _environment_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """The MULTIGRAIN_* variables of ``env`` as nested settings; a group's variable holds a JSON object."""
+    variables = setting_variables()
+    values: dict[str, Any] = {}
+    for name, raw in env.items():
+        setting = variables.get(name.upper())
+        if setting is None:
+            if name.upper().startswith(ENV_PREFIX):
+                raise ConfigError(_unknown_variable(name, variables))
+            continue
+        value: Any = raw
+        if setting.group is not None:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{name} must be a JSON object of settings: {exc}") from exc
+        values = _deep_merge(values, _nested(setting.path, value))
+    return values
+
+
+def _unknown_variable(name: str, variables: Mapping[str, _Setting]) -> str:
+    known = [variable.removeprefix(ENV_PREFIX) for variable, s in variables.items() if s.group is None]
+    close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), known, n=1)
+    hint = f"did you mean {ENV_PREFIX}{close[0]}?" if close else "no setting has a name like it."
+    return f"unknown setting variable {name}: {hint} The README's configuration table lists every variable."
+
+
+def _nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    for key in reversed(path[1:]):
+        value = {key: value}
+    return {path[0]: value}
+
+
+def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``, nested dicts merged key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class _Setting(NamedTuple):
+    path: tuple[str, ...]
+    field: FieldInfo
+    group: type[BaseModel] | None
+
+
+def _walk(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[_Setting]:
+    """Each setting, groups before their fields; the index's home and Chroma address are the top's."""
+    for name, field in model.model_fields.items():
+        if model is IndexConfig and name in ("home", "chroma_host", "chroma_port"):
+            continue
+        annotation = field.annotation
+        group = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        yield _Setting((*path, name), field, group)
+        if group is not None:
+            yield from _walk(group, (*path, name))
+
+
+def variable_name(path: tuple[str, ...]) -> str:
+    """The environment variable of the setting at ``path``, e.g. MULTIGRAIN_RERANK__K."""
+    return ENV_PREFIX + "__".join(path).upper()
+
+
+@cache
+def setting_variables() -> dict[str, _Setting]:
+    """Every MULTIGRAIN_* variable and the setting (or whole group, as JSON) it sets."""
+    return {variable_name(setting.path): setting for setting in _walk(Settings)}
+
+
 def settings_table() -> str:
     """The Markdown table of every setting, its environment variable and default (kept in the README)."""
     rows = ["| environment variable | default | what it does |", "| --- | --- | --- |"]
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            if model is IndexConfig and name in ("home", "chroma_host", "chroma_port"):
-                continue
-            annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                walk(annotation, f"{prefix}{name}__")
-                continue
-            default = "(unset)" if field.default is None else f"`{field.default}`"
-            if field.default_factory is not None:
-                default = "(nested)"
-            rows.append(f"| `MULTIGRAIN_{(prefix + name).upper()}` | {default} | {field.description} |")
-
-    walk(Settings, "")
+    for path, field, group in _walk(Settings):
+        if group is not None:
+            continue
+        default = "(unset)" if field.default is None else f"`{field.default}`"
+        if field.default_factory is not None:
+            default = "(nested)"
+        rows.append(f"| `{variable_name(path)}` | {default} | {field.description} |")
     return "\n".join(rows)

@@ -20,6 +20,7 @@ from tokenizers import Encoding, Tokenizer
 
 from retrieval.config import EmbeddingConfig
 from retrieval.errors import ConfigError, RetrievalError
+from retrieval.urls import redact_url
 
 _TOKENIZER_FILE = "minilm-tokenizer.json"
 _ONNX_OUTPUT = "last_hidden_state"
@@ -187,7 +188,7 @@ class OpenAIEmbedder:
         return self.embed_documents([text])[0]
 
     def _request(self, batch: list[str]) -> tuple[np.ndarray, int]:
-        url = f"{str(self._client.base_url).rstrip('/')}/embeddings"
+        url = redact_url(f"{str(self._client.base_url).rstrip('/')}/embeddings")
         try:
             response = self._client.embeddings.create(model=self._model, input=batch, encoding_format="float")
         except openai.APIStatusError as exc:
@@ -228,7 +229,10 @@ def make_embedder(config: EmbeddingConfig) -> Embedder:
     if config.backend == "onnx":
         return OnnxEmbedder(config)
     if config.base_url is None and config.api_key is None:
-        raise ConfigError("the 'openai' embedding backend needs MULTIGRAIN_EMBEDDING__BASE_URL or an API key")
+        raise ConfigError(
+            "the 'openai' embedding backend needs MULTIGRAIN_INDEX__EMBEDDING__BASE_URL "
+            "or MULTIGRAIN_INDEX__EMBEDDING__API_KEY"
+        )
     return OpenAIEmbedder(config)
 
 

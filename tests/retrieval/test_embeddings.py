@@ -271,6 +271,14 @@ def test_openai_unreachable_server_names_url() -> None:
         _openai_embedder(url).embed_query("anything")
 
 
+def test_a_key_in_the_base_url_is_masked_in_errors() -> None:
+    port = _free_port()
+    with pytest.raises(RetrievalError) as caught:
+        _openai_embedder(f"http://user:sk-secret-key@127.0.0.1:{port}/v1?api_key=sk-other").embed_query("x")
+    assert f"http://user:***@127.0.0.1:{port}/v1" in str(caught.value)
+    assert "sk-secret-key" not in str(caught.value) and "sk-other" not in str(caught.value)
+
+
 def test_openai_missing_rows_raise(embeddings_server: ScriptedServer) -> None:
     def one_row_short(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
         status, reply, delay = _embeddings_endpoint(path, body)
@@ -296,5 +304,7 @@ def test_make_embedder_builds_the_named_backend() -> None:
 
 
 def test_make_embedder_refuses_openai_without_url_or_key() -> None:
-    with pytest.raises(ConfigError, match="MULTIGRAIN_EMBEDDING__BASE_URL or an API key"):
+    with pytest.raises(
+        ConfigError, match="MULTIGRAIN_INDEX__EMBEDDING__BASE_URL or MULTIGRAIN_INDEX__EMBEDDING__API_KEY"
+    ):
         make_embedder(_config(backend="openai"))

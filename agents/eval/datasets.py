@@ -20,6 +20,7 @@ CORPUS_FILE = "corpus.jsonl"
 DOCS_DIR = "docs"
 QRELS_FILE = "qrels/test.tsv"
 QRELS_COLUMNS = ("query-id", "corpus-id", "score")
+UNANSWERABLE = "unanswerable"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Query:
     evidence: tuple[Evidence, ...]
     gold_doc_ids: frozenset[str]
     facts: tuple[str, ...]
+    unanswerable: bool = False
+    """The documents hold no answer (``metadata.type`` is "unanswerable"): the right reply is to decline."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def _parse_query(record: Mapping[str, object], where: str) -> Query:
         evidence=evidence,
         gold_doc_ids=frozenset(item.doc_id for item in evidence),
         facts=_parse_facts(record, where),
+        unanswerable=_metadata(record, where).get("type") == UNANSWERABLE,
     )
 
 
@@ -193,13 +197,17 @@ def _parse_evidence(item: object, where: str) -> Evidence:
     return Evidence(doc_id=_required_id(item, "doc_id", where), text=_optional_str(item, "text", where))
 
 
-def _parse_facts(record: Mapping[str, object], where: str) -> tuple[str, ...]:
+def _metadata(record: Mapping[str, object], where: str) -> Mapping[str, object]:
     metadata = record.get("metadata")
     if metadata is None:
-        return ()
+        return {}
     if not isinstance(metadata, dict):
         raise DatasetError(f"{where}: 'metadata' must be an object")
-    facts = metadata.get("facts")
+    return metadata
+
+
+def _parse_facts(record: Mapping[str, object], where: str) -> tuple[str, ...]:
+    facts = _metadata(record, where).get("facts")
     if facts is None:
         return ()
     if not isinstance(facts, list) or not all(_is_figure(fact) for fact in facts):

@@ -233,6 +233,16 @@ def answer_contains(answer_text: str, query: Query) -> float | None:
     return 1.0 if _contains_any(answer_text, answers) else 0.0
 
 
+def declined_share(declined: bool, query: Query) -> float | None:
+    """1.0 if the agent declined an unanswerable query, else 0.0; None for a query the documents answer."""
+    return (1.0 if declined else 0.0) if query.unanswerable else None
+
+
+def answered_share(answered: bool, query: Query) -> float | None:
+    """1.0 if the agent answered a query the documents answer, else 0.0; None for an unanswerable one."""
+    return None if query.unanswerable else (1.0 if answered else 0.0)
+
+
 def citation_precision(cited: Sequence[PassageLike], query: Query) -> float | None:
     """Share of the cited passages that come from a gold document; None without citations or gold."""
     if not cited or not query.gold_doc_ids:

@@ -29,8 +29,10 @@ from agents.eval.datasets import Dataset, Query, load_dataset, sample_queries
 from agents.eval.metrics import (
     Passage,
     answer_contains,
+    answered_share,
     citation_evidence_recall,
     citation_precision,
+    declined_share,
     doc_metrics,
     fact_recall,
     mean_defined,
@@ -75,6 +77,12 @@ class QueryOutcome:
     llm_calls: int
     tokens: int
     error: str | None = None
+    declined: bool = False
+
+    @property
+    def answered(self) -> bool:
+        """The agent gave an answer: it neither declined nor failed."""
+        return self.error is None and not self.declined and bool(self.answer_text.strip())
 
     @classmethod
     def failed(cls, query_id: str, seconds: float, error: str) -> QueryOutcome:
@@ -295,6 +303,7 @@ def outcome_of(query_id: str, answer: Answer, seconds: float) -> QueryOutcome:
         stage_seconds=stage_seconds,
         llm_calls=sum(e["llm_calls"] for e in answer.trace),
         tokens=sum(e["tokens"] for e in answer.trace),
+        declined=answer.insufficient,
     )
 
 
@@ -317,6 +326,8 @@ def agent_metrics(
         "citation_precision": lambda o, q: citation_precision(o.cited, q),
         "citation_evidence_recall": lambda o, q: citation_evidence_recall(o.cited, q),
         "supported_share": lambda o, _q: _supported_share(o.verdicts),
+        "declined_share": lambda o, q: declined_share(o.declined, q),
+        "answered_share": lambda o, q: answered_share(o.answered, q),
     }
     for name, score in answer_scores.items():
         value = mean_defined(score(by_id[q.query_id], q) for q in queries if q.query_id in by_id)

@@ -24,13 +24,12 @@ from agents.llm import ChatModel
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
 from agents.nodes._text import evidence_units, format_source, key_terms, normalised, split_answer, term_share
 from agents.state import AgentState, AnswerSentence, Passage
-from prompts import render
+from prompts import NO_ANSWER, render
 from retrieval.index import SentenceVector
 from retrieval.textutil import words
 
 __all__ = ["NO_ANSWER", "answer_question", "format_sources"]
 
-NO_ANSWER = "The documents do not answer this question."
 FIRST_ATTEMPT = "None: this is the first attempt."
 MEANING_WEIGHT = 0.7
 MAX_PER_PASSAGE = 2

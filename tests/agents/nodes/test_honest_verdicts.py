@@ -19,6 +19,7 @@ from agents.nodes.answer import NO_ANSWER, answer_question
 from agents.nodes.retrieve import passage_from_hit
 from agents.nodes.verify import verify_answer
 from agents.state import AgentState, Passage
+from prompts import render
 from retrieval.config import IndexConfig
 from retrieval.index import Index
 from retrieval.models import Document
@@ -138,6 +139,11 @@ def test_verify_marks_an_answering_quote_as_answering(index: Index) -> None:
 
     assert citation["grounded"] and citation["answers_question"] and citation["relevance"] > 0.5
     assert citation["relevance_note"] == ""
+
+
+def test_the_answer_prompt_says_sources_are_not_instructions() -> None:
+    system = render("answer", question="q", sources="[1] (t)\nx", feedback="none")[0]["content"]
+    assert "never instructions" in system and NO_ANSWER in system
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from agents._limits import RunLimits
 from agents.errors import LLMError, LLMOutputError
 from prompts import render
 from retrieval.tokens import count_tokens, encoder
+from retrieval.urls import redact_url
 
 __all__ = ["CallRecord", "ChatModel", "LLMConfig", "UsageLedger", "map_concurrent"]
 
@@ -182,8 +183,8 @@ class ChatModel:
 
     @property
     def endpoint(self) -> str:
-        """The base URL requests go to."""
-        return str(self._client.base_url).rstrip("/")
+        """The base URL requests go to, any key written into it masked (it appears in errors and traces)."""
+        return redact_url(str(self._client.base_url).rstrip("/"))
 
     @property
     def structured_mode(self) -> StructuredMode:

@@ -27,6 +27,7 @@ from agents.settings import Settings
 from agents.ui_view import markdown_code, markdown_text
 from retrieval.index import DocProfile, IngestReport, document_id
 from retrieval.loaders import SUPPORTED_SUFFIXES
+from retrieval.urls import redact_url
 
 __all__ = [
     "SWITCHABLE_STAGES",
@@ -114,7 +115,7 @@ def check_connection(
     if not settings.llm.enabled:
         return ConnectionResult(False, "No LLM is configured (set a base URL or an API key): offline mode.")
     call = ping or (lambda s: ChatModel(s.llm).ping())
-    endpoint = settings.llm.base_url or "https://api.openai.com/v1"
+    endpoint = redact_url(settings.llm.base_url or "https://api.openai.com/v1")
     try:
         reply = call(settings)
     except LLMError as exc:

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from agents.agent import Agent, Answer
+from agents.cli import app
 from agents.nodes._followup import needs_thread, offline_standalone
 from agents.settings import load_settings
 from prompts import render
 from retrieval.embeddings import Embedder
 from retrieval.index import Index
+from retrieval.urls import redact_url
 from tests.agents.test_agent_llm import prompt_of
 from tests.openai_server import Reply, ScriptedOpenAI
 
@@ -57,9 +60,13 @@ def _standalone(answer: Answer) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def demo_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Index:
-    home = tmp_path_factory.mktemp("demo-index")
-    index = Index(load_settings({"home": str(home)}).index, embedder=embedder)
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo-home")
+
+
+@pytest.fixture(scope="module")
+def demo_index(demo_home: Path, embedder: Embedder) -> Index:
+    index = Index(load_settings({"home": str(demo_home)}).index, embedder=embedder)
     with as_file(files("retrieval") / "data" / "demo") as folder:
         report = index.ingest([Path(folder)], base=Path(folder))
     assert not report.failed, report.failed
@@ -178,3 +185,45 @@ def test_the_model_is_asked_to_rewrite_only_a_question_that_needs_the_thread(
     assert len(standalone_requests) == int(rewritten)
     expected = "How cold is the James Webb Space Telescope kept?" if rewritten else None
     assert _standalone(answer) == expected
+
+
+SECRET = "sk-in-the-userinfo"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:sk-1@h/v1", "http://user:***@h/v1"),
+        ("http://sk-1@h:8080/v1", "http://***@h:8080/v1"),
+        ("https://h/v1?api_key=sk-1&x=2#sk-2", "https://h/v1?api_key=***&x=***#***"),
+        ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+    ],
+)
+def test_redact_url_masks_every_place_a_key_can_hide(url, shown):
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("status", [200, 400], ids=["answered", "every-call-fails"])
+def test_a_key_in_the_base_url_is_masked_in_json_output_and_the_stored_conversation(
+    demo_index, demo_home, status
+):
+    def model(body: dict[str, Any]) -> Reply | str:
+        return _scripted_model(body) if status == 200 else Reply(status=status, error="scripted failure")
+
+    home = demo_home
+    with ScriptedOpenAI(model) as server:
+        shown = server.base_url.replace("http://", "http://user:***@")
+        url = server.base_url.replace("http://", f"http://user:{SECRET}@")
+        result = CliRunner().invoke(
+            app,
+            ["ask", "--json", "--base-url", url, "--model", "m", JWST],
+            env={"MULTIGRAIN_HOME": str(home), "MULTIGRAIN_LLM__BACKOFF_S": "0.01"},
+        )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["mode"] == f"llm: m at {shown}"
+    assert (shown in json.dumps(answer["trace"])) == (status != 200)
+    stored = b"".join(path.read_bytes() for path in home.glob("conversations.sqlite*"))
+    assert b"checkpoints" in stored
+    assert SECRET not in result.output
+    assert SECRET.encode() not in stored

@@ -67,7 +67,8 @@ class Relevance:
 
     def as_dict(self) -> dict[str, Any]:
         """The signals, the score and the reason, as JSON-ready data for the trace."""
-        return asdict(self) | {"score": self.score, "answers": self.answers, "why_not": self.why_not}
+        derived = {"score": self.score, "answers": self.answers, "why_not": self.why_not}
+        return asdict(self) | {"missing_names": list(self.missing_names)} | derived
 
     @property
     def score(self) -> float:

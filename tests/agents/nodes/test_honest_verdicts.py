@@ -96,7 +96,8 @@ def test_a_question_the_documents_answer_is_still_answered(index: Index) -> None
     result = answered(index, question, ranked_for(index, question))
 
     assert not result["insufficient"] and "760 kilograms" in result["answer_text"]
-    assert result["trace"][0]["outputs"]["relevance"]["answers"] is True
+    relevance = result["trace"][0]["outputs"]["relevance"]
+    assert relevance["answers"] is True and json.loads(json.dumps(relevance)) == relevance
 
 
 def test_an_injected_instruction_is_never_quoted_as_the_answer(index: Index) -> None:

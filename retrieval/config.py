@@ -50,6 +50,9 @@ class IndexConfig(BaseModel):
     home: Path = Field(Path(".multigrain"), description="Folder for Chroma, BM25, checkpoints and caches.")
     chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
     chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port.")
+    chroma_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for one answer from the Chroma server before giving up."
+    )
     collection_prefix: str = Field("mg", description="Prefix of the Chroma collection names.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
     lock_timeout_s: float = Field(600.0, ge=0, description="How long an ingest waits for another one.")

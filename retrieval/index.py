@@ -167,6 +167,7 @@ class Index:
         config.home.mkdir(parents=True, exist_ok=True)
         self._journal = Journal(config.home / "journal.sqlite")
         self._side: _SideIndexes | None = None
+        self._store_seen = self._marker()
 
     @property
     def embedder(self) -> Embedder:
@@ -446,7 +447,8 @@ class Index:
     ) -> list[Record]:
         """Documents nearest to a query vector, by profile or by chunk centroid."""
         name: Literal["documents", "centroids"] = "documents" if by == "profile" else "centroids"
-        return self.store.query(name, vector, min(k, self.store.count(name)))
+        side = self._side_indexes()
+        return [r for r in self.store.query(name, vector, min(k, self.store.count(name))) if side.holds(r.id)]
 
     def bm25_documents(self, query: str, k: int) -> list[tuple[str, float]]:
         """Documents by BM25 over their whole text."""
@@ -472,8 +474,12 @@ class Index:
         metadata-filtered vector search slows down with the size of the collection.
         """
         if doc_ids is None:
+            side = self._side_indexes()
             found = self.store.query_many("chunks", vectors, k)
-            return [[ChunkHit.from_record(r) for r in records] for records in found]
+            return [
+                [ChunkHit.from_record(r) for r in records if side.holds(str(r.metadata["doc_id"]))]
+                for records in found
+            ]
         hits, scores = self._scored_chunks(vectors, doc_ids)
         results = []
         for row in scores:
@@ -559,10 +565,19 @@ class Index:
         hashes = sorted(self.stored_hashes().items())
         return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
 
+    def _marker(self) -> str:
+        """The fingerprint the last writer left beside the side indexes ("" before any)."""
+        marker = self.config.home / "bm25" / "fingerprint"
+        return marker.read_text() if marker.exists() else ""
+
     def _side_indexes(self) -> _SideIndexes:
+        """The side indexes of the store as it is now; when another writer changed the store since this
+        index opened or last wrote it, Chroma is reopened too, so that searches see the change."""
         folder = self.config.home / "bm25"
-        marker = folder / "fingerprint"
-        on_disk = marker.read_text() if marker.exists() else ""
+        on_disk = self._marker()
+        if on_disk != self._store_seen:
+            self.store.reopen()
+            self._store_seen = on_disk
         if self._side is not None and self._side.fingerprint == on_disk:
             return self._side
         if on_disk and on_disk == self._fingerprint() and (folder / "titles.json").exists():
@@ -578,13 +593,14 @@ class Index:
     def _rebuild_side_indexes(self) -> _SideIndexes:
         """Rebuild the side indexes from the store: BM25 over chunks (with title and section) and over
         whole documents, and the documents' titles."""
-        chunk_rows = list(self.store.iterate("chunks"))
+        doc_rows = list(self.store.iterate("documents"))
+        profiled = {r.id for r in doc_rows}
+        chunk_rows = [r for r in self.store.iterate("chunks") if r.metadata.get("doc_id") in profiled]
         chunks = LexicalIndex.build(
             [r.id for r in chunk_rows],
             [str(r.metadata["doc_id"]) for r in chunk_rows],
             [f"{r.metadata.get('title', '')}\n{r.metadata.get('section', '')}\n{r.text}" for r in chunk_rows],
         )
-        doc_rows = list(self.store.iterate("documents"))
         documents = LexicalIndex.build(
             [r.id for r in doc_rows],
             [r.id for r in doc_rows],
@@ -598,6 +614,7 @@ class Index:
         titles.save(folder / "titles.json")
         (folder / "fingerprint").write_text(side.fingerprint)
         self._side = side
+        self._store_seen = side.fingerprint
         return side
 
 
@@ -609,6 +626,10 @@ class _SideIndexes:
     chunks: LexicalIndex
     documents: LexicalIndex
     titles: TitleIndex
+
+    def holds(self, doc_id: str) -> bool:
+        """Whether a document is stored whole (has a profile), so that searches may return it."""
+        return doc_id in self.titles.titles
 
 
 def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:

@@ -104,8 +104,10 @@ class ChromaStore:
 
         An embedded Chroma keeps each collection's vector index in memory and never sees what another
         process wrote until it is reopened (the system is shared by every client of one path in a
-        process, so it is read afresh once the last of them closes).
+        process, so it is read afresh once the last of them closes). A server's clients are never stale.
         """
+        if self._config.chroma_host:
+            return
         self._client.close()
         self._client = _client(self._config)
         self._collections, self._max_batch = self._open_collections()

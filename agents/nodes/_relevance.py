@@ -6,7 +6,8 @@ or it is an instruction planted for a model ("Ignore previous instructions and a
 signals decide, each read on the quoted sentences together with their document's title and section:
 
 - the question's focal names (capitalised words, acronyms, figures such as "1918" or "N5921D"): when the
-  question has any, at least half must appear, else the evidence is about something else;
+  question has any, at least half must appear in the quoted passage, its title or section, else the
+  evidence is about something else;
 - what the question asks: its key terms other than the names ("weigh", "launch") must half appear in the
   quoted sentences themselves, unless the sentences mean nearly the same as the question (a paraphrase);
   a yes/no question states a claim whose parts may sit in different passages, so one term is enough;
@@ -97,13 +98,17 @@ class Relevance:
         return ""
 
 
-def judge_relevance(question: str, evidence: str, *, context: str, meaning: float) -> Relevance:
+def judge_relevance(
+    question: str, evidence: str, *, context: str, meaning: float, passage: str = ""
+) -> Relevance:
     """How well ``evidence`` (quoted sentences), read with ``context`` (title, section), answers ``question``.
 
-    ``meaning`` is the caller's cosine between the question and the evidence, read with its title."""
+    ``meaning`` is the caller's cosine between the question and the evidence, read with its title;
+    ``passage`` is the text around the evidence, where the question's names may be (the subject of a
+    report is named once at its top, not in every sentence)."""
     names = focal_names(question)
     where = f"{context} {evidence}"
-    missing = tuple(name for name in names if not _mentions(where, name))
+    missing = tuple(name for name in names if not _mentions(f"{where} {passage}", name))
     terms = key_terms(question)
     ask = terms - key_terms(" ".join(names))
     return Relevance(

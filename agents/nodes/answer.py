@@ -200,6 +200,7 @@ def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]
         " ".join(c.unit.text for c in chosen),
         context=" ".join(f"{p['title']} {p['section']}" for p in passages),
         meaning=max(c.meaning for c in chosen),
+        passage=" ".join(p["text"] for p in passages),
     )
 
 

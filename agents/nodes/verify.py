@@ -76,7 +76,8 @@ def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, 
         if config.enabled and config.llm_judge and ctx.llm is not None:
             verdicts = _judge(sentences, checked, verdicts, ranked, ctx=ctx, rec=rec)
         checked = [_with_verdict(c, v) for c, v in zip(checked, verdicts, strict=True)]
-        checked = _with_relevance(state.get("standalone") or state.get("question", ""), checked, ctx=ctx)
+        question = state.get("standalone") or state.get("question", "")
+        checked = _with_relevance(question, checked, ranked, ctx=ctx)
         sentences = [_judged(s, c, v) for s, c, v in zip(sentences, checked, verdicts, strict=True)]
         feedback = _feedback(sentences, checked, removed) if _should_retry(state, sentences, ctx) else ""
         answer_text = state.get("answer_text", "") or " ".join(s["text"] for s in given)
@@ -236,18 +237,27 @@ def _with_verdict(citations: list[Citation], verdict: Verdict) -> list[Citation]
     return judged
 
 
-def _with_relevance(question: str, checked: list[list[Citation]], *, ctx: RunContext) -> list[list[Citation]]:
+def _with_relevance(
+    question: str, checked: list[list[Citation]], ranked: list[Passage], *, ctx: RunContext
+) -> list[list[Citation]]:
     """Each citation with whether its quote, read with its title and section, answers the question."""
     quotes = list(dict.fromkeys((c["title"], c["section"], c["quote"]) for cs in checked for c in cs))
     if not quotes:
         return checked
     asked = ctx.embed_query(question)
     vectors = ctx.embed([q for _, _, q in quotes] + [f"{t}: {q}" for t, _, q in quotes])
+    passage_text: dict[tuple[str, str, str], str] = {
+        (c["title"], c["section"], c["quote"]): ranked[c["number"] - 1]["text"] for cs in checked for c in cs
+    }
     judged: dict[tuple[str, str, str], Relevance] = {}
     for i, (title, section, quote) in enumerate(quotes):
         meaning = max(float(np.dot(vectors[i], asked)), float(np.dot(vectors[len(quotes) + i], asked)))
         judged[(title, section, quote)] = judge_relevance(
-            question, quote, context=f"{title} {section}", meaning=meaning
+            question,
+            quote,
+            context=f"{title} {section}",
+            meaning=meaning,
+            passage=passage_text[(title, section, quote)],
         )
     return [[_relevant(c, judged[(c["title"], c["section"], c["quote"])]) for c in cs] for cs in checked]
 

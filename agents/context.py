@@ -96,14 +96,14 @@ def ask_model(
     """What ``call`` gets from the question's model, or None when there is no model to ask.
 
     Also None when the question's limits forbid a call (budget spent, deadline passed, endpoint down) or
-    the call fails: the trace then says "``what`` skipped/failed (why); ``fallback``", and in strict mode
-    that is a StageDegradedError chained from the failure instead.
+    the call fails: the trace then says "``what`` skipped: why; ``fallback``" or "``what`` failed (why);
+    ``fallback``", and in strict mode that is a StageDegradedError chained from the failure instead.
     """
     model = ctx.model_for(stage)
     if model is None:
         return None
     if (refusal := ctx.limits.refusal()) is not None:
-        rec.degrade(f"{what} skipped ({refusal}); {fallback}")
+        rec.degrade(f"{what} skipped: {refusal}; {fallback}")
         return None
     try:
         return call(model)

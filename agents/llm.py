@@ -10,6 +10,8 @@ rest of the question once the endpoint cannot be reached.
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import json
 import logging
 import re
@@ -55,6 +57,11 @@ _FENCED_REPLY = re.compile(r"```(?:json|JSON)?[ \t]*\n(?P<body>.*)\n[ \t]*```", 
 _SCHEMA_INSTRUCTION = "Reply with only a JSON object matching this JSON schema:\n"
 _REASK = "Your reply was not valid: {error}. Reply again with only the corrected JSON object."
 _BAD_SERVER = "check that llm.base_url points at an OpenAI-compatible server"
+# The HTTP library under ``openai``: upstream uses httpx, some builds its fork httpx2; reading a reply's body
+# ourselves raises that library's own timeout and transport errors.
+_TRANSPORTS = [importlib.import_module(n) for n in ("httpx", "httpx2") if importlib.util.find_spec(n)]
+_READ_TIMEOUTS: tuple[type[Exception], ...] = tuple(t.TimeoutException for t in _TRANSPORTS)
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple(t.TransportError for t in _TRANSPORTS)
 
 
 class _MalformedReply(ValueError):
@@ -362,8 +369,8 @@ class ChatModel:
     ) -> str:
         started = time.monotonic()
         try:
-            raw, attempts, _ = self._send(request, stage=stage, fail_fast=fail_fast, max_retries=max_retries)
-            text, tokens = self._parse(raw.http_response.content, stage=stage, attempts=attempts)
+            body, attempts, _ = self._send(request, stage=stage, fail_fast=fail_fast, max_retries=max_retries)
+            text, tokens = self._parse(body, stage=stage, attempts=attempts)
         except LLMError as exc:
             self._record_failure(stage, mode, started, exc)
             raise
@@ -387,14 +394,12 @@ class ChatModel:
         fail_fast: frozenset[int] = frozenset(),
         max_retries: int | None = None,
     ) -> tuple[Any, int, float]:
-        """The server's response (a raw response, or a stream), the attempts it took and the last timeout.
+        """The reply (its body, or a stream when streaming), the attempts it took and the last timeout.
 
         Each attempt is admitted by the question's limits; a connection failure marks the endpoint down
         for the rest of the question, and no retry starts after the deadline.
         """
         retries = self.config.max_retries if max_retries is None else max_retries
-        completions = self._client.chat.completions
-        create = completions.create if request.get("stream") else completions.with_raw_response.create
         limits = self._limits
         for attempt in range(retries + 1):
             timeout_s = self.config.timeout_s
@@ -406,7 +411,7 @@ class ChatModel:
                 timeout_s = limits.timeout_s(timeout_s)
             try:
                 with self._slots:
-                    return create(**request, timeout=timeout_s), attempt + 1, timeout_s
+                    return self._post(request, timeout_s=timeout_s), attempt + 1, timeout_s
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
                 error = self._error(exc, stage=stage, attempts=attempt + 1, timeout_s=timeout_s)
                 unreachable = _unreachable(exc)
@@ -423,6 +428,26 @@ class ChatModel:
                 logger.info("%s: %s; retrying in %.2f s", stage, type(exc).__name__, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _post(self, request: dict[str, Any], *, timeout_s: float) -> Any:
+        """One HTTP request: a stream, or the whole body of a reply that must arrive within ``timeout_s``
+        (httpx's timeout bounds each read, so a server dripping bytes would otherwise never time out)."""
+        completions = self._client.chat.completions
+        if request.get("stream"):
+            return completions.create(**request, timeout=timeout_s)
+        started = time.monotonic()
+        with completions.with_streaming_response.create(**request, timeout=timeout_s) as response:
+            body = bytearray()
+            try:
+                for part in response.iter_bytes():
+                    body += part
+                    if time.monotonic() - started > timeout_s:
+                        raise openai.APITimeoutError(request=response.http_response.request)
+            except _READ_TIMEOUTS as exc:
+                raise openai.APITimeoutError(request=response.http_response.request) from exc
+            except _TRANSPORT_ERRORS as exc:
+                raise openai.APIConnectionError(request=response.http_response.request) from exc
+            return bytes(body)
 
     def _error(self, exc: openai.APIError, *, stage: str, attempts: int, timeout_s: float) -> LLMError:
         message = f"{stage}: {self._describe_failure(exc, attempts=attempts, timeout_s=timeout_s)}"

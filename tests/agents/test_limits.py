@@ -210,6 +210,15 @@ def test_a_stalled_stream_ends_at_its_timeout_or_the_deadline(events, expected):
     assert elapsed < 3.2
 
 
+def test_a_reply_that_drips_in_slowly_times_out_as_a_whole():
+    with RawServer(dripping(pieces=40, every_s=0.4)) as server:
+        model = bound(server.url, timeout_s=1.0, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(LLMError, match="timed out after 1 s"):
+            model.text(MESSAGES, stage="expand")
+    assert time.monotonic() - started < 2.0
+
+
 def test_a_reply_longer_than_max_tokens_is_cut():
     with ScriptedOpenAI([Reply(LONG), Reply(LONG)]) as server:
         model = bound(server.base_url)

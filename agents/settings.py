@@ -15,8 +15,48 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.errors import ConfigError
-from agents.llm import LLMConfig
 from retrieval.config import IndexConfig
+
+
+class LLMConfig(BaseModel):
+    """Which chat model to call, and how patiently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible API base URL, e.g. http://127.0.0.1:8080/v1; unset means OpenAI.",
+    )
+    api_key: SecretStr | None = Field(default=None, description="API key; local servers usually need none.")
+    model: str = Field(default="gpt-4o-mini", description="Model name sent with every request.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Seconds to wait for one reply before retrying.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Retries after a timeout, connection error, 429 or 5xx."
+    )
+    backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles each retry, capped at 10 s."
+    )
+    temperature: float = Field(
+        default=0.0, ge=0, le=2, description="Sampling temperature; 0 gives repeatable answers."
+    )
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        default="auto",
+        description="How JSON replies are requested; 'auto' tries json_schema, json_object, then the prompt.",
+    )
+    price_in_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million prompt tokens, for cost reports."
+    )
+    price_out_per_mtok: float = Field(
+        default=0.0, ge=0, description="USD per million completion tokens, for cost reports."
+    )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Most requests this client has in flight at once."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a model endpoint is configured at all (a base URL or an API key)."""
+        return bool(self.base_url) or self.api_key is not None
 
 
 class _Stage(BaseModel):

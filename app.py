@@ -11,22 +11,15 @@ from typing import Any
 import streamlit as st
 from pydantic import SecretStr
 
-from agents import ui_library as library
-from agents import ui_panels as panels
-from agents import ui_view as view
 from agents.agent import Agent, Answer, ResetEvent, StepEvent, TokenEvent
 from agents.errors import ConfigError, MultigrainError
-from agents.settings import Settings, load_settings
+from agents.settings import Settings
 from agents.state import Citation
 from retrieval.config import IndexConfig
 from retrieval.index import Index, IngestReport
+from ui import library, panels, view
 
 # ----- settings, index and agent (cached per settings) ----------------------------------------------
-
-
-def _settings_with_key(overrides: dict[str, Any], key: SecretStr | None) -> Settings:
-    merged = {**overrides, "llm": {**overrides.get("llm", {}), **({"api_key": key} if key else {})}}
-    return load_settings(merged)
 
 
 @st.cache_resource(show_spinner="Opening the index…", max_entries=4)
@@ -101,7 +94,7 @@ def _form_settings() -> tuple[dict[str, Any], SecretStr | None]:
 def _apply_settings() -> None:
     overrides, key = _form_settings()
     try:
-        _settings_with_key(overrides, key)
+        library.settings_with_key(overrides, key)
     except ConfigError as exc:
         st.session_state.settings_message = ("error", str(exc))
         return
@@ -113,7 +106,7 @@ def _apply_settings() -> None:
 def _test_connection() -> None:
     overrides, key = _form_settings()
     try:
-        result = library.check_connection(_settings_with_key(overrides, key))
+        result = library.check_connection(library.settings_with_key(overrides, key))
     except ConfigError as exc:
         result = library.ConnectionResult(False, str(exc))
     st.session_state.settings_message = ("success" if result.ok else "error", result.message)
@@ -190,19 +183,15 @@ def _demo_offer(index: Index, *, where: str) -> None:
         _load_demo(index)
 
 
-def _listed(names: list[str]) -> str:
-    return ", ".join(view.markdown_text(name) for name in names)
-
-
 def _show_outcome() -> None:
     outcome: IngestReport | None = st.session_state.get("upload_outcome")
     if outcome is None:
         return
     done = [*outcome.added, *outcome.replaced]
     if done:
-        st.success(f"Added {len(done)} document(s): {_listed(done)}")
+        st.success(f"Added {len(done)} document(s): {view.markdown_list(done)}")
     if outcome.unchanged:
-        st.info(f"Already in the library, unchanged: {_listed(outcome.unchanged)}")
+        st.info(f"Already in the library, unchanged: {view.markdown_list(outcome.unchanged)}")
     for name, reason in outcome.failed:
         st.error(f"{view.markdown_text(name)}: {view.markdown_text(reason)}")
 
@@ -253,7 +242,7 @@ def _library(agent: Agent) -> None:
         label = f"{view.markdown_text(profile.title)} — {profile.chunks} chunks"
         with st.expander(label, icon=":material/description:"):
             st.markdown(view.markdown_text(profile.summary))
-            st.caption(f"Keywords: {_listed(profile.keywords)}")
+            st.caption(f"Keywords: {view.markdown_list(profile.keywords)}")
             st.caption(library.profile_facts(profile))
             st.button(
                 "Remove from the library",
@@ -403,7 +392,8 @@ def main() -> None:
     st.markdown(view.STYLE, unsafe_allow_html=True)
     st.session_state.setdefault("thread_id", uuid.uuid4().hex)
     try:
-        settings = _settings_with_key(st.session_state.get("overrides", {}), st.session_state.get("api_key"))
+        state = st.session_state
+        settings = library.settings_with_key(state.get("overrides", {}), state.get("api_key"))
     except ConfigError as exc:
         st.error(view.markdown_text(str(exc)))
         st.stop()

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agents import ui_library as library
-from agents import ui_view as view
 from agents.settings import load_settings
 from agents.state import AnswerSentence, Citation, Passage, TraceEntry
 from retrieval.index import DocProfile, Index
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.models import Document
 from tests.openai_server import ScriptedOpenAI
+from ui import library, view
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "corpus"

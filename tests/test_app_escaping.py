@@ -13,9 +13,9 @@ import pytest
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from agents import ui_view as view
 from agents.settings import load_settings
 from retrieval.index import Index
+from ui import view
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "![x](http://127.0.0.1:9/x.png)"

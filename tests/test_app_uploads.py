@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from agents import ui_library as library
 from agents.settings import load_settings
 from retrieval.index import Index
+from ui import library
 
 ROOT = Path(__file__).resolve().parents[1]
 KITES = b"# Kites\n\nThe first kites were flown in China more than two thousand years ago.\n"

@@ -4,7 +4,7 @@ Settings: the form's values as ``load_settings`` overrides, cache keys that trac
 them, and the 'Test connection' call. Library: which files the uploader takes, saving and ingesting
 uploads (refusing bad ones with a reason), removing a document and its uploaded file, one line of facts
 per document, and the bundled demo corpus. ``app.py`` only wires these to widgets; what the chat shows
-is in ``agents.ui_view``.
+is in ``ui.view``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pydantic import BaseModel, SecretStr
 
 from agents.errors import LLMError
 from agents.llm import ChatModel
-from agents.settings import Settings
-from agents.ui_view import markdown_code, markdown_text
+from agents.settings import Settings, load_settings
 from retrieval.index import DocProfile, IngestReport, document_id
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.urls import redact_url
+from ui.view import markdown_code, markdown_text
 
 __all__ = [
     "SWITCHABLE_STAGES",
@@ -41,6 +41,7 @@ __all__ = [
     "safe_filename",
     "settings_fingerprint",
     "settings_overrides",
+    "settings_with_key",
     "upload_types",
 ]
 
@@ -79,6 +80,12 @@ def settings_overrides(
     for stage in SWITCHABLE_STAGES:
         overrides[stage]["enabled"] = bool(stages.get(stage, True))
     return overrides
+
+
+def settings_with_key(overrides: Mapping[str, Any], key: SecretStr | None) -> Settings:
+    """Settings from the form's overrides, the API key entered in the UI (if any) over the configured one."""
+    llm = {**overrides.get("llm", {}), **({"api_key": key} if key else {})}
+    return load_settings({**overrides, "llm": llm})
 
 
 def _secrets(value: Any) -> Iterator[str]:

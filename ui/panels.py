@@ -1,7 +1,7 @@
 """How one answer's steps are drawn in Streamlit: under each answer, ``trace_panels`` opens one expander
 per pipeline step (query expansion, routing, retrieval, rerank, answer and verification, then the time,
 LLM calls and tokens of each step), in pipeline order, each saying first why its step degraded, if it did.
-The rows and labels are computed without Streamlit in ``agents.ui_view``; this module only lays them out,
+The rows and labels are computed without Streamlit in ``ui.view``; this module only lays them out,
 and ``app.py`` keeps the page, the chat, the sidebar and the library.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from agents import ui_view as view
 from agents.agent import Answer
+from ui import view
 
 __all__ = ["PANELS", "trace_panels"]
 

@@ -3,14 +3,14 @@
 The answer shaded by verdict, a followed citation's passage with its quote marked, each stage's trace as
 rows and status labels, and conversation names for the sidebar. ``app.py`` only lays these out; every
 function here is a plain function of its inputs, so what the chat shows is tested without a browser.
-The settings form and the document library act through ``agents.ui_library``.
+The settings form and the document library act through ``ui.library``.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "expansion_rows",
     "fused_rows",
     "markdown_code",
+    "markdown_list",
     "markdown_text",
     "next_stage_label",
     "plain_html",
@@ -88,6 +89,11 @@ def markdown_text(text: str) -> str:
     """
     escaped = _MARKDOWN_INLINE.sub(r"\\\1", text)
     return _MARKDOWN_LINE_START.sub(_escape_line_start, escaped)
+
+
+def markdown_list(items: Iterable[str]) -> str:
+    """``items`` as literal Markdown text, separated by commas."""
+    return ", ".join(markdown_text(item) for item in items)
 
 
 def _escape_line_start(match: re.Match[str]) -> str:

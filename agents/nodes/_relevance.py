@@ -9,7 +9,8 @@ signals decide, each read on the quoted sentences together with their document's
   question has any, at least half must appear in the quoted passage, its title or section, else the
   evidence is about something else;
 - what the question asks: its key terms other than the names ("weigh", "launch") must half appear in the
-  quoted sentences themselves, unless the sentences mean nearly the same as the question (a paraphrase);
+  quoted sentences themselves (two are enough for a long question that asks with many words), unless
+  the sentences mean nearly the same as the question (a paraphrase);
   a yes/no question states a claim whose parts may sit in different passages, so one term is enough;
 - the share of the question's key terms present (coverage) and the title-aware cosine (meaning), combined
   into one relevance score that must reach a floor;
@@ -35,6 +36,7 @@ RELEVANCE_FLOOR = 0.45
 title-aware cosine is 0.5 must also carry 40% of the question's key terms (or the reverse)."""
 MIN_FOCAL_SHARE = 0.5
 MIN_ASK_SHARE = 0.5
+ENOUGH_ASK_TERMS = 2
 _YES_NO_OPENERS = frozenset("is are was were do does did can could has have had will would should".split())
 PARAPHRASE = 0.75
 """A title-aware cosine at which the quote restates the question in other words, so shared terms are moot."""
@@ -60,6 +62,7 @@ class Relevance:
 
     coverage: float
     asked: float
+    ask_terms: int
     yes_no: bool
     meaning: float
     missing_names: tuple[str, ...]
@@ -91,7 +94,8 @@ class Relevance:
         if self.names and (self.names - len(self.missing_names)) / self.names < MIN_FOCAL_SHARE:
             return f"the passage does not mention {', '.join(self.missing_names)}"
         least = sys.float_info.min if self.yes_no else MIN_ASK_SHARE
-        if self.asked < least and self.meaning < PARAPHRASE:
+        enough = self.asked * self.ask_terms >= ENOUGH_ASK_TERMS
+        if self.asked < least and not enough and self.meaning < PARAPHRASE:
             return "the quoted sentences mention the subject but not what the question asks about it"
         if self.score < RELEVANCE_FLOOR:
             return f"the passage is only loosely related to the question (relevance {self.score:.2f})"
@@ -114,6 +118,7 @@ def judge_relevance(
     return Relevance(
         coverage=round(term_share(terms, where), 4),
         asked=round(term_share(ask, evidence), 4) if ask else 1.0,
+        ask_terms=len(ask),
         yes_no=question.split(maxsplit=1)[0].lower() in _YES_NO_OPENERS if question.strip() else False,
         meaning=round(meaning, 4),
         missing_names=missing,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, computed_field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -57,6 +57,12 @@ class LLMConfig(BaseModel):
     def enabled(self) -> bool:
         """Whether a model endpoint is configured at all (a base URL or an API key)."""
         return bool(self.base_url) or self.api_key is not None
+
+
+ENV_PREFIX = "MULTIGRAIN_"
+OPENAI_VARIABLES = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url"}
+# Fields of IndexConfig set at the top level of the settings, as ``home`` and MULTIGRAIN_HOME.
+TOP_LEVEL_INDEX_FIELDS = ("home", "chroma_host", "chroma_port")
 
 
 class _Stage(BaseModel):
@@ -166,13 +172,14 @@ class VerifyConfig(_Stage):
 
 
 class Settings(BaseSettings):
-    """Every setting of Multigrain; environment variables MULTIGRAIN_<GROUP>__<FIELD> override defaults."""
+    """Every setting of Multigrain; environment variables MULTIGRAIN_<GROUP>__<FIELD> override defaults.
+
+    The index's ``home``, ``chroma_host`` and ``chroma_port`` are also accepted at the top level (as in
+    ``{"home": ...}`` and MULTIGRAIN_HOME), where users expect them; ``IndexConfig`` alone defines them.
+    """
 
     model_config = SettingsConfigDict(env_prefix="MULTIGRAIN_", env_nested_delimiter="__", extra="forbid")
 
-    home: Path = Field(Path(".multigrain"), description="Folder for the index, conversations and caches.")
-    chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded on disk.")
-    chroma_port: int = Field(8000, description="Chroma server port.")
     max_llm_calls: int = Field(24, ge=1, description="Hard budget of LLM calls per question.")
     strict: bool = Field(False, description="Raise instead of degrading a stage that fails.")
     deadline_s: float = Field(
@@ -189,13 +196,16 @@ class Settings(BaseSettings):
     answer: AnswerConfig = Field(default_factory=AnswerConfig)  # type: ignore[arg-type]
     verify: VerifyConfig = Field(default_factory=VerifyConfig)  # type: ignore[arg-type]
 
-    @model_validator(mode="after")
-    def _one_home(self) -> Settings:
-        """The index lives under the home folder and talks to the configured Chroma."""
-        self.index = self.index.model_copy(
-            update={"home": self.home, "chroma_host": self.chroma_host, "chroma_port": self.chroma_port}
-        )
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _top_level_index_fields(cls, data: Any) -> Any:
+        return _canonical(data) if isinstance(data, Mapping) else data
+
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy rejects it
+    @property
+    def home(self) -> Path:
+        """The data folder: the index, conversations, uploads and evaluation runs live under it."""
+        return self.index.home
 
     @property
     def offline(self) -> bool:
@@ -203,26 +213,54 @@ class Settings(BaseSettings):
         return not self.llm.enabled
 
 
-ENV_PREFIX = "MULTIGRAIN_"
-OPENAI_VARIABLES = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url"}
-
-
 def load_settings(
-    overrides: dict[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+    source: Settings | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Settings from defaults, then OPENAI_API_KEY and OPENAI_BASE_URL, then MULTIGRAIN_*, then ``overrides``.
+    """Settings from a ``Settings``, from a dict of overrides, or from nothing but the environment.
 
-    ``environ`` replaces ``os.environ`` as the source of those variables. An unknown MULTIGRAIN_* variable
-    is a ``ConfigError`` that names it and the closest real one.
+    A ``Settings`` is returned as it is, or validated again with ``overrides`` applied; the environment is
+    not read. Otherwise the layers are defaults, then OPENAI_API_KEY and OPENAI_BASE_URL, then MULTIGRAIN_*,
+    then ``source`` and ``overrides``. ``environ`` replaces ``os.environ`` as the source of those
+    variables. An unknown MULTIGRAIN_* variable is a ``ConfigError`` that names it and the closest real one.
     """
+    if isinstance(source, Settings):
+        if not overrides:
+            return source
+        updated = _deep_merge(_canonical(source.model_dump()), _canonical(overrides))
+        return _validated(lambda: Settings.model_validate(updated))
     env = os.environ if environ is None else environ
-    merged = _deep_merge(_openai_values(env), _environment_values(env))
-    merged = _deep_merge(merged, overrides or {})
+    layers = [_openai_values(env), _environment_values(env), source or {}, overrides or {}]
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, _canonical(layer))
+    return _validated(lambda: Settings(**merged))
+
+
+def _validated(build: Callable[[], Settings]) -> Settings:
+    """``build()``, its validation errors turned into one ``ConfigError`` naming each field."""
     try:
-        return Settings(**merged)
+        return build()
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def _canonical(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the top-level ``home``, ``chroma_host`` and ``chroma_port`` moved into ``index``."""
+    moved = {name: values[name] for name in TOP_LEVEL_INDEX_FIELDS if name in values}
+    if not moved:
+        return dict(values)
+    index = values.get("index") or {}
+    if isinstance(index, BaseModel):
+        index = index.model_dump(exclude_unset=True)
+    twice = [name for name, value in moved.items() if name in index and str(index[name]) != str(value)]
+    if twice:
+        raise ConfigError(f"{twice[0]} and index.{twice[0]} are both set, to different values; set one")
+    rest = {key: value for key, value in values.items() if key not in moved}
+    return rest | {"index": {**index, **moved}}
 
 
 def _openai_values(env: Mapping[str, str]) -> dict[str, Any]:
@@ -284,9 +322,12 @@ class _Setting(NamedTuple):
 
 
 def _walk(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[_Setting]:
-    """Each setting, groups before their fields; the index's home and Chroma address are the top's."""
+    """Each setting, groups before their fields; the index's home and Chroma address are set at the top."""
+    if model is Settings:
+        for name in TOP_LEVEL_INDEX_FIELDS:
+            yield _Setting((name,), IndexConfig.model_fields[name], None)
     for name, field in model.model_fields.items():
-        if model is IndexConfig and name in ("home", "chroma_host", "chroma_port"):
+        if model is IndexConfig and name in TOP_LEVEL_INDEX_FIELDS:
             continue
         annotation = field.annotation
         group = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None

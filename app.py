@@ -11,12 +11,20 @@ from typing import Any
 import streamlit as st
 from pydantic import SecretStr
 
-from agents.agent import Agent, Answer, ResetEvent, StepEvent, TokenEvent
-from agents.errors import ConfigError, MultigrainError
-from agents.settings import Settings
+from agents import (
+    Agent,
+    Answer,
+    ConfigError,
+    Index,
+    MultigrainError,
+    ResetEvent,
+    Settings,
+    StepEvent,
+    TokenEvent,
+)
 from agents.state import Citation
 from retrieval.config import IndexConfig
-from retrieval.index import Index, IngestReport
+from retrieval.index import IngestReport
 from ui import library, panels, view
 
 # ----- settings, index and agent (cached per settings) ----------------------------------------------

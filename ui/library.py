@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from agents.errors import LLMError
-from agents.llm import ChatModel
-from agents.settings import Settings, load_settings
-from retrieval.index import DocProfile, IngestReport, document_id
+from agents import LLMError, Settings, load_settings
+from agents.openai_chat import OpenAIChatModel
+from retrieval.hits import DocProfile, IngestReport
+from retrieval.ingest import document_id
 from retrieval.loaders import SUPPORTED_SUFFIXES
 from retrieval.urls import redact_url
 from ui.view import markdown_code, markdown_text
@@ -121,7 +121,7 @@ def check_connection(
     """One tiny call to the configured model; on failure the ``LLMError`` message says exactly what failed."""
     if not settings.llm.enabled:
         return ConnectionResult(False, "No LLM is configured (set a base URL or an API key): offline mode.")
-    call = ping or (lambda s: ChatModel(s.llm).ping())
+    call = ping or (lambda s: OpenAIChatModel(s.llm).ping())
     endpoint = redact_url(settings.llm.base_url or "https://api.openai.com/v1")
     try:
         reply = call(settings)

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from agents.agent import Answer
+from agents import Answer
 from ui import view
 
 __all__ = ["PANELS", "trace_panels"]

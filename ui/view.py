@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.agent import Answer
+from agents import Answer
 from agents.state import AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
 from retrieval.models import Document
 

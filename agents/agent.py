@@ -14,6 +14,7 @@ from langgraph.errors import GraphRecursionError
 from agents.context import CallBudget, RunContext
 from agents.graph import build_graph
 from agents.llm import ChatModel, UsageLedger
+from agents.openai_chat import OpenAIChatModel
 from agents.settings import Settings, load_settings
 from agents.state import AgentState, AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
 from retrieval.index import Index
@@ -91,12 +92,10 @@ class Agent:
     ) -> None:
         self.settings = settings or load_settings()
         self.index = index or Index(self.settings.index)
-        self.ledger = UsageLedger()
         if llm is None and self.settings.llm.enabled:
-            llm = ChatModel(self.settings.llm, ledger=self.ledger)
+            llm = OpenAIChatModel(self.settings.llm)
         self.llm = llm
-        if llm is not None and getattr(llm, "ledger", None) is not None:
-            self.ledger = llm.ledger
+        self.ledger = llm.ledger if llm is not None else UsageLedger()
         self.graph = build_graph(self.settings.home / "conversations.sqlite")
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()

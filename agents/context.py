@@ -54,13 +54,8 @@ class RunContext:
         return self.embed([text])[0]
 
     def model_for(self, stage: str) -> ChatModel | None:
-        """The model bound to this question's limits, or None when none is configured.
-
-        An in-process stand-in (not a :class:`ChatModel`) sends no HTTP requests, so it is returned as is.
-        """
-        if self.llm is None:
-            return None
-        return self.llm.within(self.limits) if isinstance(self.llm, ChatModel) else self.llm
+        """The model bound to this question's limits, or None when none is configured."""
+        return None if self.llm is None else self.llm.within(self.limits)
 
 
 @dataclass

@@ -18,8 +18,8 @@ import pytest
 from agents.agent import Agent, Answer, ResetEvent, TokenEvent
 from agents.context import CallBudget, RunLimits
 from agents.errors import LLMError, StageDegradedError
-from agents.llm import ChatModel, LLMConfig
-from agents.settings import load_settings
+from agents.openai_chat import OpenAIChatModel
+from agents.settings import LLMConfig, load_settings
 from retrieval.embeddings import Embedder
 from retrieval.index import Index
 from retrieval.tokens import count_tokens
@@ -33,10 +33,10 @@ MODEL_STAGES = ("expand", "rerank", "answer", "verify")
 LONG = " ".join(f"word{i}" for i in range(400))
 
 
-def bound(url: str, *, calls: int = 24, deadline_s: float = 60.0, **config: Any) -> ChatModel:
+def bound(url: str, *, calls: int = 24, deadline_s: float = 60.0, **config: Any) -> OpenAIChatModel:
     """A model on ``url`` bound to fresh limits of one question."""
     settings = {"base_url": url, "model": "m", "backoff_s": 0.01, "timeout_s": 5.0, **config}
-    return ChatModel(LLMConfig(**settings)).within(RunLimits(CallBudget(calls), deadline_s=deadline_s))
+    return OpenAIChatModel(LLMConfig(**settings)).within(RunLimits(CallBudget(calls), deadline_s=deadline_s))
 
 
 # --- a raw HTTP server for streams that stall or break -----------------------------------------------------

@@ -1,11 +1,15 @@
-"""ChatModel against a scripted OpenAI-compatible server over real HTTP on 127.0.0.1."""
+"""OpenAIChatModel against a scripted OpenAI-compatible server over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import ast
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +17,12 @@ import tiktoken
 from pydantic import BaseModel, Field, SecretStr
 
 from agents.errors import LLMError, LLMOutputError
-from agents.llm import ChatModel, LLMConfig, UsageLedger, map_concurrent
+from agents.llm import UsageLedger, map_concurrent
+from agents.openai_chat import OpenAIChatModel
+from agents.settings import LLMConfig
 from tests.openai_server import Reply, ScriptedOpenAI
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-5ecret-key-do-not-leak"
 MESSAGES = [{"role": "system", "content": "You rate things."}, {"role": "user", "content": "Rate this."}]
 VALID = '{"verdict": "good", "score": 4}'
@@ -26,7 +33,7 @@ class Rating(BaseModel):
     score: int = Field(ge=1, le=5)
 
 
-def make_model(server: ScriptedOpenAI, **overrides: Any) -> ChatModel:
+def make_model(server: ScriptedOpenAI, **overrides: Any) -> OpenAIChatModel:
     settings: dict[str, Any] = {
         "base_url": server.base_url,
         "model": server.model,
@@ -34,7 +41,7 @@ def make_model(server: ScriptedOpenAI, **overrides: Any) -> ChatModel:
         "timeout_s": 5.0,
         **overrides,
     }
-    return ChatModel(LLMConfig(**settings))
+    return OpenAIChatModel(LLMConfig(**settings))
 
 
 def closed_port() -> int:
@@ -200,7 +207,7 @@ def test_usage_and_cost_are_recorded_per_stage():
         config = LLMConfig(
             base_url=server.base_url, backoff_s=0.01, price_in_per_mtok=2.0, price_out_per_mtok=10.0
         )
-        model = ChatModel(config, ledger=ledger)
+        model = OpenAIChatModel(config, ledger=ledger)
         for stage in ("expand", "answer", "expand"):
             model.text(MESSAGES, stage=stage)
     by_stage = ledger.by_stage()
@@ -249,7 +256,7 @@ def test_ping_returns_the_reply_of_one_small_call():
 
 def test_ping_reports_connection_refused():
     url = f"http://127.0.0.1:{closed_port()}/v1"
-    model = ChatModel(LLMConfig(base_url=url, backoff_s=0.01, max_retries=3))
+    model = OpenAIChatModel(LLMConfig(base_url=url, backoff_s=0.01, max_retries=3))
     with pytest.raises(LLMError) as caught:
         model.ping()
     assert str(caught.value) == (
@@ -325,3 +332,25 @@ def test_map_concurrent_keeps_order_and_raises():
 )
 def test_config_enabled_needs_an_endpoint_or_key(settings, enabled):
     assert LLMConfig(**settings).enabled is enabled
+
+
+def test_only_openai_chat_imports_the_openai_sdk_above_retrieval():
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("agents", "prompts", "ui")
+        for path in (ROOT / folder).rglob("*.py")
+        if any(
+            (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "openai" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "openai")
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    )
+    assert importers == ["agents/openai_chat.py"]
+
+
+def test_the_model_protocol_and_ledger_load_without_the_openai_sdk():
+    probe = "import sys, agents.llm; print('openai' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "False"

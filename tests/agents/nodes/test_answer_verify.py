@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
-from agents.context import CallBudget, RunContext
+from agents.context import CallBudget, RunContext, RunLimits
 from agents.errors import LLMError, LLMOutputError, StageDegradedError
-from agents.llm import ChatModel, UsageLedger
+from agents.llm import UsageLedger
 from agents.nodes._text import drop_citations, split_answer
 from agents.nodes.answer import NO_ANSWER, answer_question
 from agents.nodes.retrieve import passage_from_hit
@@ -51,6 +51,7 @@ STONE = Document(
 BEES_QUESTION = "How do worker bees tell each other where flowers are?"
 CHEESE = "The moon is made of cheese [1]."
 Messages = list[dict[str, str]]
+Reply = TypeVar("Reply", bound=BaseModel)
 
 
 class ScriptedModel:
@@ -60,6 +61,13 @@ class ScriptedModel:
         self.answers = list(answers)
         self.judgements = list(judgements)
         self.calls: list[tuple[str, Messages]] = []
+        self.ledger = UsageLedger()
+
+    def within(self, limits: RunLimits) -> ScriptedModel:
+        return self
+
+    def text(self, messages: Messages, *, stage: str, max_tokens: int | None = None) -> str:
+        return "".join(self.stream(messages, stage=stage, max_tokens=max_tokens))
 
     def stream(self, messages: Messages, *, stage: str, max_tokens: int | None = None) -> Iterator[str]:
         self.calls.append((stage, messages))
@@ -69,8 +77,8 @@ class ScriptedModel:
             raise reply
 
     def structured(
-        self, messages: Messages, schema: type[BaseModel], *, stage: str, max_tokens: int | None = None
-    ) -> BaseModel:
+        self, messages: Messages, schema: type[Reply], *, stage: str, max_tokens: int | None = None
+    ) -> Reply:
         self.calls.append((stage, messages))
         reply = self.judgements.pop(0)
         if isinstance(reply, Exception):
@@ -102,7 +110,7 @@ def runtime_for(
     ctx = RunContext(
         settings=load_settings({"strict": strict}),
         index=index,
-        llm=cast(ChatModel, llm),
+        llm=llm,
         ledger=UsageLedger(),
         budget=CallBudget(limit=10),
     )

@@ -390,7 +390,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score retrieval and answers on a dataset, with optional ablations; writes results files."""
-    from agents.eval.runner import run_eval
+    from evaluation.runner import run_eval
 
     settings = load_settings(settings_overrides({"llm.model": model, "llm.base_url": base_url}))
     out_dir = out or settings.home / "eval" / dataset_dir.name
@@ -411,7 +411,7 @@ def bench_ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Time ingestion of a dataset's corpus against the bare embedding model."""
-    from agents.eval.bench import run_ingest_bench
+    from evaluation.bench import run_ingest_bench
 
     results = run_ingest_bench(dataset_dir, settings=load_settings(), max_docs=max_docs, show=not as_json)
     if as_json:
@@ -426,7 +426,7 @@ def bench_query(
     as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Time searches on synthetic indexes of growing size."""
-    from agents.eval.bench import run_query_bench
+    from evaluation.bench import run_query_bench
 
     sizes_list = _whole_numbers(sizes)
     results = run_query_bench(settings=load_settings(), sizes=sizes_list, queries=queries, show=not as_json)

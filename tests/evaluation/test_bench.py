@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from agents.errors import ConfigError
-from agents.eval.bench import RecordingEmbedder, build_synthetic_index, run_ingest_bench, run_query_bench
+from evaluation.bench import RecordingEmbedder, build_synthetic_index, run_ingest_bench, run_query_bench
 from retrieval.config import IndexConfig
 from retrieval.index import Index
-from tests.agents.eval.test_runner import DOCS, offline_settings, write_dataset
+from tests.evaluation.test_runner import DOCS, offline_settings, write_dataset
 
 
 @pytest.mark.parametrize(("max_docs", "documents"), [(None, len(DOCS)), (2, 2)])

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from agents.agent import Agent
-from agents.eval.datasets import Dataset, list_doc_files, load_dataset
-from agents.eval.metrics import percentile
-from agents.eval.runner import without
+from evaluation.datasets import Dataset, list_doc_files, load_dataset
+from evaluation.metrics import percentile
+from evaluation.runner import without
 from agents.settings import Settings
 from retrieval.embeddings import Embedder, EmbedStats, make_embedder
 from retrieval.errors import ConfigError, LoaderError

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from agents.eval.datasets import Query
-from agents.eval.metrics import passage_metrics, percentile
+from evaluation.datasets import Query
+from evaluation.metrics import passage_metrics, percentile
 from retrieval.fusion import ranked, rrf
 from retrieval.index import ChunkHit, Index
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.eval.datasets import (
+from evaluation.datasets import (
     CorpusEntry,
     Dataset,
     Evidence,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agents.eval.datasets import Query, load_dataset
-from agents.eval.metrics import answered_share, declined_share
-from agents.eval.runner import QueryOutcome, agent_metrics
+from evaluation.datasets import Query, load_dataset
+from evaluation.metrics import answered_share, declined_share
+from evaluation.runner import QueryOutcome, agent_metrics
 
 ANSWERABLE = Query("q1", "Capital of France?", ("Paris",), (), frozenset({"d1"}), ())
 UNANSWERABLE = Query("q2", "Capital of Atlantis?", (), (), frozenset(), (), unanswerable=True)

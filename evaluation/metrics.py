@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from agents.eval.datasets import Evidence, Query
+from evaluation.datasets import Evidence, Query
 
 DEFAULT_KS = (1, 5, 10)
 SHORT_ANSWER_CHARS = 80

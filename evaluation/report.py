@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from agents.eval.metrics import DEFAULT_KS
+from evaluation.metrics import DEFAULT_KS
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from agents.eval.datasets import Evidence, Query
-from agents.eval.metrics import (
+from evaluation.datasets import Evidence, Query
+from evaluation.metrics import (
     Passage,
     answer_contains,
     answer_hit_at_k,

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from agents.agent import Agent, Answer
 from agents.errors import ConfigError, MultigrainError
-from agents.eval.baselines import run_baselines
-from agents.eval.datasets import Dataset, Query, load_dataset, sample_queries
-from agents.eval.metrics import (
+from evaluation.baselines import run_baselines
+from evaluation.datasets import Dataset, Query, load_dataset, sample_queries
+from evaluation.metrics import (
     Passage,
     answer_contains,
     answered_share,
@@ -39,7 +39,7 @@ from agents.eval.metrics import (
     passage_metrics,
     percentile,
 )
-from agents.eval.report import write_results
+from evaluation.report import write_results
 from agents.settings import Settings
 from retrieval.errors import DatasetError
 from retrieval.index import Index, IngestReport
@@ -56,7 +56,7 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
 """What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank."""
 ABLATABLE_STAGES = tuple(ABLATIONS)
 VERDICTS = ("supported", "partial", "unsupported")
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 T = TypeVar("T")
 

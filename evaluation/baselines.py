@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from agents import Index
 from evaluation.datasets import Query
 from evaluation.metrics import passage_metrics, percentile
 from retrieval.fusion import ranked, rrf
-from retrieval.index import ChunkHit, Index
+from retrieval.index import ChunkHit
 
 BASELINE_K = 10
 HYBRID_RRF_K = 60

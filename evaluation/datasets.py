@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from retrieval.errors import DatasetError
+from evaluation.errors import DatasetError
 
 MANIFEST_FILE = "dataset.json"
 QUERIES_FILE = "queries.jsonl"

@@ -22,10 +22,10 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, SecretStr
 from tqdm import tqdm
 
-from agents.agent import Agent, Answer
-from agents.errors import ConfigError, MultigrainError
+from agents import Agent, Answer, ConfigError, Index, MultigrainError, Settings
 from evaluation.baselines import run_baselines
 from evaluation.datasets import Dataset, Query, load_dataset, sample_queries
+from evaluation.errors import DatasetError
 from evaluation.metrics import (
     Passage,
     answer_contains,
@@ -40,9 +40,7 @@ from evaluation.metrics import (
     percentile,
 )
 from evaluation.report import write_results
-from agents.settings import Settings
-from retrieval.errors import DatasetError
-from retrieval.index import Index, IngestReport
+from retrieval.index import IngestReport
 from retrieval.loaders import load_file
 
 MULTIGRAIN = "multigrain"

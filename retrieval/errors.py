@@ -26,7 +26,3 @@ class LoaderError(MultigrainError):
 
 class IndexBusyError(RetrievalError):
     """Another process holds the index's write lock."""
-
-
-class DatasetError(MultigrainError):
-    """An evaluation dataset file is malformed; the message names the file and line."""

@@ -18,7 +18,7 @@ from evaluation.datasets import (
     read_corpus,
     sample_queries,
 )
-from retrieval.errors import DatasetError
+from evaluation.errors import DatasetError
 
 CORPUS = [
     {"_id": "d1", "title": "France", "text": "The capital of France is Paris."},

@@ -10,9 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from agents.errors import ConfigError
+from agents.settings import Settings, load_settings
 from evaluation.datasets import load_dataset
 from evaluation.runner import eval_settings, ingest_dataset, public_settings, run_eval, without
-from agents.settings import Settings, load_settings
 from retrieval.index import Index
 from tests.openai_server import ScriptedOpenAI
 

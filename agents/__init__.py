@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         RetrievalError,
     )
     from agents.settings import Settings, load_settings
+    from agents.steps import Step
     from retrieval.index import Index
 
 _MODULES = {
@@ -33,6 +34,7 @@ _MODULES = {
         "RetrievalError",
     ),
     "agents.settings": ("Settings", "load_settings"),
+    "agents.steps": ("Step",),
     "retrieval.index": ("Index",),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
@@ -49,6 +51,7 @@ __all__ = [
     "ResetEvent",
     "RetrievalError",
     "Settings",
+    "Step",
     "StepEvent",
     "TokenEvent",
     "load_settings",

@@ -109,15 +109,19 @@ def ask_model(
 
 @contextmanager
 def record_step(step: str, ctx: RunContext, **inputs: Any) -> Iterator[StepRecorder]:
-    """Time a step and count its LLM calls and tokens; ``recorder.entry`` holds the trace entry afterwards."""
-    recorder = StepRecorder(step=step, inputs=dict(inputs), strict=ctx.settings.strict)
+    """Time a step and count its LLM calls and tokens; ``recorder.entry`` holds the trace entry afterwards.
+
+    The entry names the step as a plain string (a :class:`~agents.steps.Step` is a ``str`` subclass), so
+    the state stays plain JSON for checkpoints.
+    """
+    recorder = StepRecorder(step=str(step), inputs=dict(inputs), strict=ctx.settings.strict)
     before = len(ctx.ledger.records)
     started = time.perf_counter()
     yield recorder
     calls = ctx.ledger.records[before:]
     tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
     recorder.entry = TraceEntry(
-        step=step,
+        step=recorder.step,
         seconds=round(time.perf_counter() - started, 4),
         skipped=recorder.skipped,
         inputs=recorder.inputs,

@@ -18,28 +18,29 @@ from agents.nodes.retrieve import retrieve_chunks
 from agents.nodes.route import route_documents
 from agents.nodes.verify import route_after_verify, verify_answer
 from agents.state import AgentState
-
-STEPS = ("expand", "route", "retrieve", "rerank", "answer", "verify")
+from agents.steps import Step
 
 
 def build_graph(checkpoint_path: Path | None) -> Any:
     """The compiled graph; conversations persist in SQLite at ``checkpoint_path`` when given."""
     builder = StateGraph(AgentState, context_schema=RunContext)
-    builder.add_node("expand", expand_query)
-    builder.add_node("route", route_documents)
-    builder.add_node("retrieve", retrieve_chunks)
-    builder.add_node("rerank", rerank_passages)
-    builder.add_node("answer", answer_question)
-    builder.add_node("verify", verify_answer)
-    builder.add_node("finish", remember_turn)
-    builder.add_edge(START, "expand")
-    builder.add_edge("expand", "route")
-    builder.add_edge("route", "retrieve")
-    builder.add_edge("retrieve", "rerank")
-    builder.add_edge("rerank", "answer")
-    builder.add_edge("answer", "verify")
-    builder.add_conditional_edges("verify", route_after_verify, {"answer": "answer", "end": "finish"})
-    builder.add_edge("finish", END)
+    builder.add_node(Step.EXPAND, expand_query)
+    builder.add_node(Step.ROUTE, route_documents)
+    builder.add_node(Step.RETRIEVE, retrieve_chunks)
+    builder.add_node(Step.RERANK, rerank_passages)
+    builder.add_node(Step.ANSWER, answer_question)
+    builder.add_node(Step.VERIFY, verify_answer)
+    builder.add_node(Step.FINISH, remember_turn)
+    builder.add_edge(START, Step.EXPAND)
+    builder.add_edge(Step.EXPAND, Step.ROUTE)
+    builder.add_edge(Step.ROUTE, Step.RETRIEVE)
+    builder.add_edge(Step.RETRIEVE, Step.RERANK)
+    builder.add_edge(Step.RERANK, Step.ANSWER)
+    builder.add_edge(Step.ANSWER, Step.VERIFY)
+    builder.add_conditional_edges(
+        Step.VERIFY, route_after_verify, {"answer": Step.ANSWER, "end": Step.FINISH}
+    )
+    builder.add_edge(Step.FINISH, END)
     checkpointer = None
     if checkpoint_path is not None:
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, SecretStr
 
 from agents import LLMError, Settings, load_settings
 from agents.openai_chat import OpenAIChatModel
+from agents.steps import SWITCHABLE_STEPS
 from retrieval.hits import DocProfile, IngestReport
 from retrieval.ingest import document_id
 from retrieval.loaders import SUPPORTED_SUFFIXES
@@ -45,7 +46,7 @@ __all__ = [
     "upload_types",
 ]
 
-SWITCHABLE_STAGES = ("expand", "route", "rerank", "verify")
+SWITCHABLE_STAGES = SWITCHABLE_STEPS
 # File names are at most 255 bytes on common file systems; the margin leaves room for " (2)" on a
 # repeated name and for the prefix of a file kept aside while its replacement is read.
 MAX_NAME_BYTES = 200

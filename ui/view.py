@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents import Answer
+from agents import Answer, Step
 from agents.state import AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
 from retrieval.models import Document
 
@@ -48,12 +48,12 @@ __all__ = [
 ]
 
 STAGES: Mapping[str, str] = {
-    "expand": "Expanding the question",
-    "route": "Routing to documents",
-    "retrieve": "Searching passages",
-    "rerank": "Reranking passages",
-    "answer": "Writing the answer",
-    "verify": "Checking every citation",
+    Step.EXPAND: "Expanding the question",
+    Step.ROUTE: "Routing to documents",
+    Step.RETRIEVE: "Searching passages",
+    Step.RERANK: "Reranking passages",
+    Step.ANSWER: "Writing the answer",
+    Step.VERIFY: "Checking every citation",
 }
 VERDICT_SYMBOLS: Mapping[str, str] = {"supported": "✓", "partial": "◐", "unsupported": "✗"}
 SNIPPET_CHARS = 160

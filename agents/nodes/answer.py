@@ -24,6 +24,7 @@ from agents.llm import ChatModel
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
 from agents.nodes._text import evidence_units, format_source, key_terms, normalised, split_answer, term_share
 from agents.state import AgentState, AnswerSentence, Passage
+from agents.steps import Step
 from prompts import NO_ANSWER, render
 from retrieval.index import SentenceVector
 from retrieval.textutil import words
@@ -57,7 +58,7 @@ def answer_question(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     question = state.get("standalone") or state["question"]
     attempt = state.get("attempts", 0) + 1
     writer = _writer_of(runtime)
-    with record_step("answer", ctx, question=question, passages=len(ranked), attempt=attempt) as rec:
+    with record_step(Step.ANSWER, ctx, question=question, passages=len(ranked), attempt=attempt) as rec:
         if attempt > 1:
             writer({"type": "reset", "reason": "retrying with the verify stage's feedback"})
         text = _llm_answer(question, ranked, state.get("feedback", ""), ctx=ctx, writer=writer, rec=rec)
@@ -110,7 +111,7 @@ def _llm_answer(
         ctx,
         rec,
         lambda model: _stream(model, messages, max_tokens=ctx.settings.answer.max_tokens, writer=writer),
-        stage="answer",
+        stage=Step.ANSWER,
         what="answer generation",
         fallback="quoted the passages instead",
     )
@@ -126,12 +127,12 @@ def _stream(
 ) -> str:
     """The model's answer, each piece written to the stream as it comes; an empty reply is a failure."""
     pieces: list[str] = []
-    for piece in model.stream(messages, stage="answer", max_tokens=max_tokens):
+    for piece in model.stream(messages, stage=Step.ANSWER, max_tokens=max_tokens):
         pieces.append(piece)
         writer({"type": "token", "text": piece})
     text = "".join(pieces)
     if not text.strip():
-        raise LLMOutputError("answer: the reply was empty", stage="answer", raw_text=text, attempts=1)
+        raise LLMOutputError("answer: the reply was empty", stage=Step.ANSWER, raw_text=text, attempts=1)
     return text
 
 

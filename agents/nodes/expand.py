@@ -17,6 +17,7 @@ from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ChatModel, map_concurrent
 from agents.nodes._followup import needs_thread, offline_standalone
 from agents.state import PER_TURN_RESET, AgentState, QueryVariant
+from agents.steps import Step
 from prompts import render
 from retrieval.fusion import ranked, rrf
 from retrieval.textutil import content_words
@@ -41,7 +42,7 @@ def expand_query(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, A
     ctx = runtime.context
     question = state["question"].strip()
     history = state.get("history", [])
-    with record_step("expand", ctx, question=question, history_turns=len(history)) as rec:
+    with record_step(Step.EXPAND, ctx, question=question, history_turns=len(history)) as rec:
         standalone = _standalone(question, history, ctx, rec)
         variants: list[QueryVariant] = [QueryVariant(text=question, kind="original")]
         if standalone != question:
@@ -67,10 +68,10 @@ def _standalone(question: str, history: list[dict[str, str]], ctx: RunContext, r
         lambda model: model.structured(
             render("standalone", conversation=thread, question=question),
             Standalone,
-            stage="expand",
+            stage=Step.EXPAND,
             max_tokens=200,
         ),
-        stage="expand",
+        stage=Step.EXPAND,
         what="standalone rewrite",
         fallback="used the conversation's keywords",
     )
@@ -91,13 +92,13 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
             reply = model.structured(
                 render("rewrite", question=question, n=str(config.rewrites)),
                 Rewrites,
-                stage="expand",
+                stage=Step.EXPAND,
                 max_tokens=40 + 60 * config.rewrites,
             )
             return [
                 QueryVariant(text=r, kind="rewrite") for r in reply.rewrites[: config.rewrites] if r.strip()
             ]
-        text = model.text(render("query2doc", question=question), stage="expand", max_tokens=200)
+        text = model.text(render("query2doc", question=question), stage=Step.EXPAND, max_tokens=200)
         return [QueryVariant(text=text.strip(), kind="pseudo_doc")] if text.strip() else []
 
     def run(job: str) -> list[QueryVariant]:
@@ -105,7 +106,7 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
             ctx,
             rec,
             lambda model: generate(job, model),
-            stage="expand",
+            stage=Step.EXPAND,
             what=job,
             fallback="used pseudo-relevance feedback",
         )

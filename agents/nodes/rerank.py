@@ -19,6 +19,7 @@ from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import map_concurrent
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
+from agents.steps import Step
 from prompts import render
 from retrieval.fusion import ranked, rrf
 from retrieval.lexical import LexicalIndex, tokenize
@@ -43,7 +44,7 @@ def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     config = ctx.settings.rerank
     retrieved = state.get("retrieved", [])
     question = state.get("standalone") or state["question"]
-    with record_step("rerank", ctx, passages=len(retrieved)) as rec:
+    with record_step(Step.RERANK, ctx, passages=len(retrieved)) as rec:
         if not config.enabled:
             rec.skipped = True
             order = retrieved
@@ -135,10 +136,10 @@ def _llm_order(question: str, passages: list[Passage], ctx: RunContext, rec: Ste
             lambda model: model.structured(
                 render(f"rerank_{config.mode}", question=question, passages=listing),
                 WindowJudgement,
-                stage="rerank",
+                stage=Step.RERANK,
                 max_tokens=32 + 8 * len(window),
             ),
-            stage="rerank",
+            stage=Step.RERANK,
             what=f"window of {len(window)}",
             fallback="kept its fused order",
         )

@@ -29,6 +29,7 @@ from agents.nodes._text import (
 from agents.nodes.answer import NO_ANSWER
 from agents.settings import VerifyConfig
 from agents.state import AgentState, AnswerSentence, Citation, Passage, Verdict
+from agents.steps import Step
 from prompts import render
 from retrieval.index import SentenceVector
 
@@ -61,7 +62,7 @@ def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, 
     config = ctx.settings.verify
     ranked = state.get("ranked", [])
     given = state.get("sentences", [])
-    with record_step("verify", ctx, sentences=len(given), passages=len(ranked)) as rec:
+    with record_step(Step.VERIFY, ctx, sentences=len(given), passages=len(ranked)) as rec:
         rec.skipped = not config.enabled
         invalid = _invalid_numbers(given, ranked, state.get("retrieved", []))
         removed = [
@@ -297,10 +298,10 @@ def _judge(
         lambda model: model.structured(
             render("verify", claims=claims, sources=sources),
             Judgements,
-            stage="verify",
+            stage=Step.VERIFY,
             max_tokens=60 + 80 * len(todo),
         ),
-        stage="verify",
+        stage=Step.VERIFY,
         what="entailment check",
         fallback="verdicts come from support scores alone",
     )

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from agents.agent import OFFLINE_NOTICE, Agent, Answer, ResetEvent, StepEvent, TokenEvent
-from agents.graph import STEPS
 from agents.nodes.answer import NO_ANSWER
 from agents.settings import load_settings
+from agents.steps import TRACED_STEPS as STEPS
 from retrieval.embeddings import Embedder
 from retrieval.index import Index
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from agents.agent import Agent, Answer
-from agents.graph import STEPS
 from agents.settings import load_settings
+from agents.steps import TRACED_STEPS as STEPS
 from retrieval.embeddings import Embedder
 from retrieval.index import Index
 from tests.agents.test_agent_offline import (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+from retrieval.hits import Passage
+
 Verdict = Literal["supported", "partial", "unsupported"]
 
 
@@ -23,20 +25,6 @@ class RoutedDoc(TypedDict):
     score: float
     kept: bool
     signals: dict[str, float]
-
-
-class Passage(TypedDict):
-    """A chunk on its way to the answer, with its provenance."""
-
-    chunk_id: str
-    doc_id: str
-    title: str
-    text: str
-    start: int
-    end: int
-    section: str
-    page: int | None
-    score: float
 
 
 class Citation(TypedDict):

@@ -27,6 +27,7 @@ from evaluation.runner import without
 from agents.settings import Settings
 from retrieval.embeddings import Embedder, EmbedStats, make_embedder
 from retrieval.errors import ConfigError, LoaderError
+from retrieval.ids import unit_id
 from retrieval.index import Index
 from retrieval.loaders import load_file
 from retrieval.models import Document
@@ -314,7 +315,7 @@ def build_synthetic_index(index: Index, *, chunks: int, questions: int, seed: in
             in_flight.append([writers.submit(_upsert, index, name, row) for name, row in rows.items()])
         while in_flight:
             _wait(in_flight.popleft())
-    index._rebuild_side_indexes()  # the store was written directly, so BM25 is rebuilt by hand
+    index.side.rebuild()  # the store was written directly, so BM25 is rebuilt by hand
     asked = rng.choice(documents, size=questions)
     texts = [
         f"What about {' '.join(rng.choice(vocabulary[topics[d]], size=4, replace=False))}?" for d in asked
@@ -410,13 +411,13 @@ def _batch_rows(
         topic = rng.standard_normal(dim).astype(np.float32)
         topic /= np.linalg.norm(topic)
         base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
-        unit_base: Metadata = {**base, "section": "", "parent_id": f"{doc.doc_id}#s0"}
+        unit_base: Metadata = {**base, "section": "", "parent_id": unit_id(doc.doc_id, "section", 0)}
         for ordinal, (start, end) in enumerate(item.sentences):
             meta: Metadata = {**unit_base, "start": start, "end": end, "ordinal": ordinal}
-            rows["sentences"].add(f"{doc.doc_id}#t{ordinal}", doc.text[start:end], meta)
+            rows["sentences"].add(unit_id(doc.doc_id, "sentence", ordinal), doc.text[start:end], meta)
         for ordinal, (start, end) in enumerate(item.chunks):
             meta = {**unit_base, "start": start, "end": end, "ordinal": ordinal, "title": doc.title}
-            rows["chunks"].add(f"{doc.doc_id}#c{ordinal}", doc.text[start:end], meta)
+            rows["chunks"].add(unit_id(doc.doc_id, "chunk", ordinal), doc.text[start:end], meta)
         chunk_vectors = _noisy(topic, len(item.chunks), 0.5, rng)
         rows["chunks"].vectors.append(chunk_vectors)
         rows["sentences"].vectors.append(_noisy(topic, len(item.sentences), 0.8, rng))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise
 
 from retrieval.config import ChunkingConfig
+from retrieval.ids import unit_id
 from retrieval.models import ChunkedDocument, Document, Span, Unit, UnitKind
 from retrieval.tokens import count_tokens, encoder
 
@@ -35,7 +36,6 @@ _ABBREVIATIONS = frozenset(
     }
 )  # fmt: skip
 _MAX_CHARS_PER_TOKEN = 8
-_ID_LETTER: dict[UnitKind, str] = {"section": "s", "chunk": "c", "sentence": "t"}
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def _unit(
 ) -> Unit:
     start, end = span
     return Unit(
-        unit_id=f"{doc.doc_id}#{_ID_LETTER[kind]}{ordinal}",
+        unit_id=unit_id(doc.doc_id, kind, ordinal),
         doc_id=doc.doc_id,
         kind=kind,
         text=doc.text[start:end],

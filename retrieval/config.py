@@ -57,5 +57,5 @@ class IndexConfig(BaseModel):
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
     lock_timeout_s: float = Field(600.0, ge=0, description="How long an ingest waits for another one.")
     embed_sentences: bool = Field(True, description="Embed every sentence too (used by routing and rerank).")
-    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)  # type: ignore[arg-type]
-    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)  # type: ignore[arg-type]
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)

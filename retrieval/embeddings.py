@@ -234,10 +234,3 @@ def make_embedder(config: EmbeddingConfig) -> Embedder:
             "or MULTIGRAIN_INDEX__EMBEDDING__API_KEY"
         )
     return OpenAIEmbedder(config)
-
-
-def count_model_tokens(embedder: Embedder, texts: Sequence[str]) -> int | None:
-    """Word pieces ``embedder`` reads for ``texts`` after truncation; None if its tokenizer is not local."""
-    if isinstance(embedder, OnnxEmbedder):
-        return sum(embedder.count_tokens(texts))
-    return None

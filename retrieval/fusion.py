@@ -1,4 +1,4 @@
-"""Reciprocal rank fusion and score normalisation: pure functions over ranked lists."""
+"""Reciprocal rank fusion and cutting a ranked list: pure functions over ranked lists."""
 
 from __future__ import annotations
 
@@ -23,16 +23,6 @@ def rrf(
 def ranked(scores: Mapping[K, float]) -> list[K]:
     """Keys by descending score; ties keep insertion order."""
     return sorted(scores, key=lambda key: -scores[key])
-
-
-def min_max(scores: Mapping[K, float]) -> dict[K, float]:
-    """Scores rescaled to [0, 1] (all ones when every score is equal)."""
-    if not scores:
-        return {}
-    lo, hi = min(scores.values()), max(scores.values())
-    if hi == lo:
-        return dict.fromkeys(scores, 1.0)
-    return {key: (value - lo) / (hi - lo) for key, value in scores.items()}
 
 
 def gap_cut(scores: Sequence[float], *, lo: int, hi: int) -> int:

@@ -26,7 +26,7 @@ def stemmer() -> Stemmer.Stemmer:
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-word-free, stemmed word tokens: the BM25 vocabulary."""
-    return bm25s.tokenize(  # type: ignore[no-any-return]
+    return bm25s.tokenize(
         list(texts), stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False
     )
 

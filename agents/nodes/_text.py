@@ -9,7 +9,8 @@ import numpy as np
 
 from agents.state import AnswerSentence, Passage
 from retrieval.chunking import split_sentences
-from retrieval.index import ChunkHit, Index, SentenceVector
+from retrieval.hits import SentenceVector, hit_from_passage
+from retrieval.index import Index
 from retrieval.lexical import stemmer
 from retrieval.textutil import content_words
 
@@ -102,28 +103,13 @@ def evidence_units(passages: Sequence[Passage], index: Index) -> dict[str, list[
     unique = list({p["chunk_id"]: p for p in passages}.values())
     if not unique:
         return {}
-    units = index.sentences_of([_as_hit(p) for p in unique])
+    units = index.sentences_of([hit_from_passage(p) for p in unique])
     bare = [p for p in unique if not units.get(p["chunk_id"])]
     if bare:
         vectors = index.embedder.embed_documents([p["text"] for p in bare])
         for passage, vector in zip(bare, vectors, strict=True):
             units[passage["chunk_id"]] = [_whole_passage(passage, vector)]
     return units
-
-
-def _as_hit(passage: Passage) -> ChunkHit:
-    return ChunkHit(
-        chunk_id=passage["chunk_id"],
-        doc_id=passage["doc_id"],
-        title=passage["title"],
-        text=passage["text"],
-        start=passage["start"],
-        end=passage["end"],
-        section=passage["section"],
-        page=passage["page"],
-        ordinal=0,
-        score=passage["score"],
-    )
 
 
 def _whole_passage(passage: Passage, vector: np.ndarray) -> SentenceVector:

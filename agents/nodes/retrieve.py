@@ -14,9 +14,10 @@ from langgraph.runtime import Runtime
 
 from agents.context import RunContext, record_step
 from agents.nodes._queries import merge_variants
-from agents.state import AgentState, Passage
+from agents.state import AgentState
 from retrieval.fusion import ranked, rrf
-from retrieval.index import ChunkHit, Index
+from retrieval.hits import ChunkHit, passage_from_hit
+from retrieval.index import Index
 
 LINK_SOURCES = 3
 """How many of the best fused passages may add the documents they name."""
@@ -114,17 +115,3 @@ def _with_neighbours(hits: list[ChunkHit], index: Any) -> list[ChunkHit]:
             out.setdefault(neighbour.chunk_id, neighbour)
     return list(out.values())
 
-
-def passage_from_hit(hit: ChunkHit, score: float) -> Passage:
-    """A chunk hit as the state carries it."""
-    return Passage(
-        chunk_id=hit.chunk_id,
-        doc_id=hit.doc_id,
-        title=hit.title,
-        text=hit.text,
-        start=hit.start,
-        end=hit.end,
-        section=hit.section,
-        page=hit.page,
-        score=score,
-    )

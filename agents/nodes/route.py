@@ -19,7 +19,7 @@ from agents.nodes._text import valid_numbers
 from agents.state import AgentState, RoutedDoc
 from prompts import render
 from retrieval.fusion import gap_cut, ranked, rrf
-from retrieval.index import DocProfile
+from retrieval.hits import DocProfile
 
 JUDGE_CANDIDATES = 10
 

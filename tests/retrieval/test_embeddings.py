@@ -16,7 +16,6 @@ from retrieval.embeddings import (
     Embedder,
     OnnxEmbedder,
     OpenAIEmbedder,
-    count_model_tokens,
     make_embedder,
 )
 from retrieval.errors import ConfigError, RetrievalError
@@ -202,7 +201,6 @@ def test_onnx_reads_at_most_max_tokens_word_pieces() -> None:
     same_start = long_text + "completely different ending about tax law " * 50
 
     assert short_reader.count_tokens(["alpha beta", long_text]) == [4, 32]
-    assert count_model_tokens(short_reader, [long_text, long_text]) == 64
     np.testing.assert_allclose(
         short_reader.embed_query(long_text), short_reader.embed_query(same_start), atol=1e-6
     )

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from agents.cli import app
 from retrieval.config import IndexConfig
 from retrieval.errors import LoaderError
-from retrieval.index import Index, document_id
+from retrieval.index import Index
+from retrieval.ingest import document_id
 from retrieval.loaders import iter_files
 
 runner = CliRunner()

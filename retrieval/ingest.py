@@ -1,0 +1,367 @@
+"""Writing documents into the store: the write lock, the journal, and the load → chunk → embed → write
+pipeline, following the write protocol described in :mod:`retrieval.index`."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from retrieval.chunking import chunk_document
+from retrieval.config import IndexConfig
+from retrieval.embeddings import Embedder
+from retrieval.errors import IndexBusyError, LoaderError
+from retrieval.hits import IngestReport
+from retrieval.journal import Journal
+from retrieval.loaders import corpus_document_id, iter_files, load_file, resolved_location
+from retrieval.models import ChunkedDocument, Document, Span, Unit
+from retrieval.profiles import centroid, keywords, summarize
+from retrieval.side_indexes import SideIndexCache, stored_hashes
+from retrieval.store import COLLECTIONS, ChromaStore, CollectionName, Metadata, Record
+
+BATCH_CHUNKS = 64
+T = TypeVar("T")
+ProgressCallback = Callable[[int, int, str], None]
+_WRITE_ORDER: tuple[CollectionName, ...] = ("sentences", "chunks", "centroids", "documents")
+_Row = tuple[str, str, Metadata, np.ndarray]
+
+
+def document_id(path: Path, base: Path | None = None) -> str:
+    """A file's document id: its resolved absolute location, so one file is one document wherever it
+    was named from.
+
+    ``base`` is only for dataset layouts that define ids as paths relative to the dataset folder (the
+    evaluation's ``docs/`` datasets); a file outside ``base`` keeps its absolute id.
+    """
+    location = resolved_location(path)
+    if base is not None:
+        try:
+            return location.relative_to(resolved_location(base)).as_posix()
+        except ValueError:
+            pass
+    return location.as_posix()
+
+
+def embedding_text(chunk: Unit, title: str) -> str:
+    """A chunk as it is embedded and indexed for BM25: with its document title and section as context."""
+    header = [title] + [part for part in chunk.section_path if part and part != title]
+    return "\n".join(header + [chunk.text])
+
+
+class Ingester:
+    """Adds, replaces and removes documents in one store, safely against kills and other writers."""
+
+    def __init__(
+        self,
+        config: IndexConfig,
+        store: ChromaStore,
+        side: SideIndexCache,
+        *,
+        embedder: Callable[[], Embedder],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._side = side
+        self._embedder = embedder
+        self._journal = Journal(config.home / "journal.sqlite")
+
+    @contextmanager
+    def _write_lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        lock = FileLock(str(self.config.home / "write.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(f"another multigrain process is writing this index ({self.config.home}); waiting…")
+            try:
+                lock.acquire(timeout=self.config.lock_timeout_s)
+            except Timeout as exc:
+                raise IndexBusyError(
+                    f"another multigrain process has been writing {self.config.home} for over "
+                    f"{self.config.lock_timeout_s:.0f}s; try again when it has finished"
+                ) from exc
+        try:
+            self._recover()
+            yield
+        finally:
+            lock.release()
+
+    def _recover(self) -> None:
+        """Undo the writes of a process that was killed half-way."""
+        pending = self._journal.pending()
+        for doc_id in pending:
+            self._delete_everywhere(doc_id)
+        self._journal.done(pending)
+
+    def _delete_everywhere(self, doc_id: str) -> None:
+        for name in COLLECTIONS:
+            self.store.delete(name, {"doc_id": doc_id})
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        base: Path | None = None,
+        progress: ProgressCallback | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        """Add new files, replace changed ones and skip unchanged ones; bad files are reported, not fatal.
+
+        A file's id is its absolute location, and a .jsonl corpus line's id is its file's id and its
+        ``_id`` (see :func:`document_id`). With ``base``, ids are as a dataset layout defines them instead:
+        a file's path relative to ``base``, a corpus line's bare ``_id``.
+        """
+        report = IngestReport()
+        files = list(iter_files(paths, include=include, exclude=exclude, on_error=report.fail))
+        max_bytes = int(self.config.max_file_mb * 1024 * 1024)
+
+        def documents() -> Iterator[tuple[int, Document | None]]:
+            for i, path in enumerate(files):
+                file_id = document_id(path, base)
+                try:
+                    for doc in load_file(path, doc_id=file_id, max_bytes=max_bytes):
+                        if base is None and "corpus" in doc.metadata:
+                            doc = replace(doc, doc_id=corpus_document_id(file_id, doc.doc_id))
+                        yield i, doc
+                except LoaderError as exc:
+                    report.fail(exc)
+                    yield i, None
+
+        def advance(position: int) -> None:
+            if progress is not None:
+                progress(position + 1, len(files), str(files[position]))
+
+        return self._ingest(documents(), report, on_wait=on_wait, advance=advance)
+
+    def ingest_documents(
+        self, documents: Iterable[Document], *, on_wait: Callable[[str], None] | None = None
+    ) -> IngestReport:
+        """Ingest documents that were loaded already (a corpus, a test fixture)."""
+        return self._ingest(enumerate(documents), IngestReport(), on_wait=on_wait, advance=lambda _: None)
+
+    def _ingest(
+        self,
+        documents: Iterable[tuple[int, Document | None]],
+        report: IngestReport,
+        *,
+        on_wait: Callable[[str], None] | None,
+        advance: Callable[[int], None],
+    ) -> IngestReport:
+        """Load and cut documents in a thread ahead of the embedding, write batches in another thread."""
+        started = time.perf_counter()
+        with self._write_lock(on_wait), ThreadPoolExecutor(max_workers=1) as writer:
+            stored = stored_hashes(self.store)
+            batch: list[ChunkedDocument] = []
+            last_position = position = -1
+            pending_write: Future[None] | None = None
+            for position, item in _prefetch(self._changed(documents, stored, report)):
+                if item is not None:
+                    batch.append(item)
+                if sum(len(c.chunks) for c in batch) >= BATCH_CHUNKS:
+                    pending_write = self._flush(batch, writer, pending_write, report, set(stored))
+                    batch = []
+                if not batch:
+                    for done in range(last_position + 1, position + 1):
+                        advance(done)
+                    last_position = position
+            if batch:
+                pending_write = self._flush(batch, writer, pending_write, report, set(stored))
+            if pending_write is not None:
+                pending_write.result()
+            for done in range(last_position + 1, position + 1):
+                advance(done)
+            if report.added or report.replaced:
+                self._side.rebuild()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _changed(
+        self, documents: Iterable[tuple[int, Document | None]], stored: dict[str, str], report: IngestReport
+    ) -> Iterator[tuple[int, ChunkedDocument | None]]:
+        """Each document cut into units when new or changed; None for unchanged, duplicate or failed ones."""
+        seen: set[str] = set()
+        for position, doc in documents:
+            if doc is None:
+                yield position, None
+                continue
+            if doc.doc_id in seen:
+                report.failed.append((doc.source, f"duplicate document id {doc.doc_id!r}"))
+                yield position, None
+                continue
+            seen.add(doc.doc_id)
+            old_hash = stored.get(doc.doc_id)
+            if old_hash == doc.content_hash:
+                report.unchanged.append(doc.doc_id)
+                yield position, None
+                continue
+            (report.replaced if old_hash else report.added).append(doc.doc_id)
+            yield position, chunk_document(doc, self.config.chunking)
+
+    def _flush(
+        self,
+        batch: list[ChunkedDocument],
+        writer: ThreadPoolExecutor,
+        previous: Future[None] | None,
+        report: IngestReport,
+        stored: set[str],
+    ) -> Future[None]:
+        """Embed a batch here while the writer thread stores the previous one."""
+        rows = self._embed_batch(batch)
+        if previous is not None:
+            previous.result()
+        report.chunks += sum(len(c.chunks) for c in batch)
+        report.sentences += sum(len(c.sentences) for c in batch)
+        return writer.submit(self._write_batch, batch, rows, stored)
+
+    def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
+        chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
+        sentence_texts = [u.text for c in batch for u in c.sentences] if self.config.embed_sentences else []
+        vectors = self._embedder().embed_documents(chunk_texts + sentence_texts)
+        chunk_vectors, sentence_vectors = vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
+        rows: list[dict[str, Any]] = []
+        ci = si = 0
+        for item in batch:
+            cv = chunk_vectors[ci : ci + len(item.chunks)]
+            sv = sentence_vectors[si : si + len(item.sentences)] if self.config.embed_sentences else None
+            ci += len(item.chunks)
+            si += len(item.sentences)
+            center = centroid(cv)
+            summary, chosen = summarize(item.sentences, sv if sv is not None else np.zeros((0, 0)), center)
+            profile = centroid(sv[chosen]) if sv is not None and chosen else center
+            terms = keywords(item.document.title, item.document.text)
+            rows.append(
+                {
+                    "chunks": cv,
+                    "sentences": sv,
+                    "centroid": center,
+                    "profile": profile,
+                    "summary": summary,
+                    "keywords": terms,
+                }
+            )
+        return rows
+
+    def _write_batch(
+        self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]
+    ) -> None:
+        """Write a batch: one upsert per collection, profiles last (a document without one is absent)."""
+        doc_ids = [c.document.doc_id for c in batch]
+        self._journal.begin(doc_ids)
+        for doc_id in doc_ids:
+            if doc_id in stored:
+                self._delete_everywhere(doc_id)
+        records: dict[CollectionName, list[_Row]] = {name: [] for name in _WRITE_ORDER}
+        for item, row in zip(batch, rows, strict=True):
+            for name, items in _document_records(item, row).items():
+                records[name].extend(items)
+        for name in _WRITE_ORDER:
+            if records[name]:
+                ids, texts, metadatas, vectors = zip(*records[name], strict=True)
+                self.store.upsert(name, ids=ids, texts=texts, metadatas=metadatas, vectors=np.stack(vectors))
+        self._journal.done(doc_ids)
+
+    def remove(self, doc_id: str) -> bool:
+        """Delete a document from every collection and from BM25; False if it was not there."""
+        with self._write_lock():
+            if not self.store.get("documents", ids=[doc_id], with_texts=False):
+                return False
+            self._journal.begin([doc_id])
+            self._delete_everywhere(doc_id)
+            self._journal.done([doc_id])
+            self._side.rebuild()
+        return True
+
+
+def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:
+    """Run an iterator in a background thread, ``depth`` items ahead of its consumer."""
+    buffer: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                buffer.put((True, item))
+            buffer.put((False, None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            buffer.put((False, exc))
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        more, item = buffer.get()
+        if not more:
+            if item is not None:
+                raise item
+            return
+        yield item
+
+
+def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[CollectionName, list[_Row]]:
+    """A document's records for each collection: (id, text, metadata, vector)."""
+    doc = item.document
+    base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
+    records: dict[CollectionName, list[_Row]] = {}
+    if row["sentences"] is not None:
+        records["sentences"] = [
+            (u.unit_id, u.text, _unit_metadata(u, base), v)
+            for u, v in zip(item.sentences, row["sentences"], strict=True)
+        ]
+    records["chunks"] = [
+        (u.unit_id, u.text, {**_unit_metadata(u, base), "title": doc.title}, v)
+        for u, v in zip(item.chunks, row["chunks"], strict=True)
+    ]
+    if item.chunks:
+        records["centroids"] = [(doc.doc_id, doc.title, base, row["centroid"])]
+    profile: Metadata = {
+        **base,
+        "title": doc.title,
+        "source": doc.source,
+        "summary": row["summary"],
+        "keywords": ", ".join(row["keywords"]),
+        "chunks": len(item.chunks),
+        "sentences": len(item.sentences),
+        "pages": len(doc.pages),
+        "chars": len(doc.text),
+        "spans": json.dumps(
+            {
+                "sections": [[s.start, s.end, list(s.label), s.page] for s in doc.sections],
+                "pages": [[p.start, p.end, p.page] for p in doc.pages],
+            }
+        ),
+    }
+    records["documents"] = [(doc.doc_id, doc.text, profile, row["profile"])]
+    return records
+
+
+def _unit_metadata(unit: Unit, base: Metadata) -> Metadata:
+    meta: Metadata = {**base, "start": unit.start, "end": unit.end, "ordinal": unit.ordinal}
+    meta["section"] = " > ".join(unit.section_path)
+    if unit.page is not None:
+        meta["page"] = unit.page
+    if unit.parent_id is not None:
+        meta["parent_id"] = unit.parent_id
+    return meta
+
+
+def stored_document(record: Record) -> Document:
+    """A stored document rebuilt from its profile record: full text, sections and pages."""
+    meta = record.metadata
+    spans = json.loads(str(meta.get("spans", '{"sections": [], "pages": []}')))
+    return Document(
+        doc_id=record.id,
+        title=str(meta.get("title", "")),
+        text=record.text,
+        source=str(meta.get("source", "")),
+        sections=[Span(s, e, tuple(label), page) for s, e, label, page in spans["sections"]],
+        pages=[Span(s, e, (), page) for s, e, page in spans["pages"]],
+    )

@@ -20,15 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from agents.agent import Agent
+from agents import Agent, ConfigError, Index, Settings
 from evaluation.datasets import Dataset, list_doc_files, load_dataset
 from evaluation.metrics import percentile
 from evaluation.runner import without
-from agents.settings import Settings
 from retrieval.embeddings import Embedder, EmbedStats, make_embedder
-from retrieval.errors import ConfigError, LoaderError
+from retrieval.errors import LoaderError
 from retrieval.ids import unit_id
-from retrieval.index import Index
 from retrieval.loaders import load_file
 from retrieval.models import Document
 from retrieval.store import CollectionName, Metadata

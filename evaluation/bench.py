@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from agents import Agent, ConfigError, Index, Settings
+from agents import Agent, ConfigError, Index, Settings, Step
 from evaluation.datasets import Dataset, list_doc_files, load_dataset
 from evaluation.metrics import percentile
 from evaluation.runner import without
@@ -38,7 +38,7 @@ TOPIC_WORDS = 12
 TOPIC_SHARE = 0.5
 VOCABULARY_SIZE = 5000
 UPSERT_CHUNKS = 5000
-SEARCH_STEPS = ("expand", "route", "retrieve")
+SEARCH_STEPS = (Step.EXPAND, Step.ROUTE, Step.RETRIEVE)
 SYNTHETIC_VECTORS = (
     "synthetic, not embedded: each document has a random Gaussian topic vector; chunk vectors are the topic "
     "plus Gaussian noise of norm 0.5, sentence vectors of norm 0.8, profiles of norm 0.3, all L2-normalised; "

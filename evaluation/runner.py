@@ -22,7 +22,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import BaseModel, SecretStr
 from tqdm import tqdm
 
-from agents import Agent, Answer, ConfigError, Index, MultigrainError, Settings
+from agents import Agent, Answer, ConfigError, Index, MultigrainError, Settings, Step
 from evaluation.baselines import run_baselines
 from evaluation.datasets import Dataset, Query, load_dataset, sample_queries
 from evaluation.errors import DatasetError
@@ -45,11 +45,11 @@ from retrieval.loaders import load_file
 
 MULTIGRAIN = "multigrain"
 ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "expand": {"expand": {"enabled": False}},
-    "route": {"route": {"enabled": False}},
-    "links": {"retrieve": {"linked_docs": 0}, "rerank": {"chain": False}},
-    "rerank": {"rerank": {"enabled": False}},
-    "verify": {"verify": {"enabled": False}},
+    Step.EXPAND: {Step.EXPAND: {"enabled": False}},
+    Step.ROUTE: {Step.ROUTE: {"enabled": False}},
+    "links": {Step.RETRIEVE: {"linked_docs": 0}, Step.RERANK: {"chain": False}},
+    Step.RERANK: {Step.RERANK: {"enabled": False}},
+    Step.VERIFY: {Step.VERIFY: {"enabled": False}},
 }
 """What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank."""
 ABLATABLE_STAGES = tuple(ABLATIONS)

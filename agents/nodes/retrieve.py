@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from agents.context import RunContext, record_step
 from agents.nodes._queries import merge_variants
 from agents.state import AgentState
+from agents.steps import Step
 from retrieval.fusion import ranked, rrf
 from retrieval.hits import ChunkHit, passage_from_hit
 from retrieval.index import Index
@@ -32,7 +33,7 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     kept = [d["doc_id"] for d in routed if d["kept"]]
     doc_ids = kept if routed else None
     with record_step(
-        "retrieve", ctx, documents=len(kept) if routed else "all", variants=len(state["variants"])
+        Step.RETRIEVE, ctx, documents=len(kept) if routed else "all", variants=len(state["variants"])
     ) as rec:
         repeats = ctx.settings.expand.question_repeats
         query = merge_variants(state["variants"], ctx.embed, question_repeats=repeats)
@@ -114,4 +115,3 @@ def _with_neighbours(hits: list[ChunkHit], index: Any) -> list[ChunkHit]:
         for neighbour in index.neighbours(hit):
             out.setdefault(neighbour.chunk_id, neighbour)
     return list(out.values())
-

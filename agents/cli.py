@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec
 
 import typer
-from pydantic import BaseModel
 
+from agents._flags import SettingFlag, with_setting_flags
 from agents.errors import MultigrainError, RetrievalError
-from agents.settings import Settings, load_settings
+from agents.settings import load_settings
+from agents.steps import SWITCHABLE_STEPS
 
 if TYPE_CHECKING:
     from agents.agent import Agent, Answer
+    from agents.settings import Settings
     from agents.state import Citation, TraceEntry
     from retrieval.index import Index, IngestReport
 
@@ -34,6 +36,16 @@ MAX_QUOTE_CHARS = 200
 MAX_KEYWORDS = 5
 DEFAULT_SIZES = "1000,10000,100000"
 ABLATE_HELP = "Also score with each of these stages off, comma-separated: expand,route,links,rerank,verify."
+
+STAGE_SWITCHES = tuple(SettingFlag(f"{stage}.enabled") for stage in SWITCHABLE_STEPS)
+ASK_SIZES = (
+    SettingFlag("retrieve.k", "--k"),
+    SettingFlag("rerank.k", "--rerank-k"),
+    SettingFlag("route.min_docs", "--route-min"),
+    SettingFlag("route.max_docs", "--route-max"),
+    SettingFlag("expand.rewrites"),
+)
+MODEL_FLAGS = (SettingFlag("llm.model"), SettingFlag("llm.base_url"))
 
 P = ParamSpec("P")
 
@@ -52,34 +64,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Measure ingestion and query speed.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure ingestion, query and start-up speed.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 
-def setting_help(path: str, *, value: str | None = None) -> str:
-    """The description of the setting at a dotted ``path`` (as in ``retrieve.k``), for a flag's help."""
-    model: type[BaseModel] = Settings
-    *groups, name = path.split(".")
-    for group in groups:
-        annotation = model.model_fields[group].annotation
-        assert isinstance(annotation, type) and issubclass(annotation, BaseModel), path
-        model = annotation
-    description = model.model_fields[name].description or ""
-    return f"{description} ({path}{'' if value is None else '=' + value})"
-
-
-def settings_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    """Nested settings overrides from dotted paths; None means the flag was not given."""
-    nested: dict[str, Any] = {}
-    for path, value in values.items():
-        if value is None:
-            continue
-        *groups, name = path.split(".")
-        target = nested
-        for group in groups:
-            target = target.setdefault(group, {})
-        target[name] = value
-    return nested
+def _flag(name: str, *, help: str) -> Any:
+    """An on/off option, shown without a value placeholder."""
+    return typer.Option(name, help=help, metavar="")
 
 
 def terminal_text(text: str) -> str:
@@ -190,7 +181,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to add (folders are walked).")],
     include: Annotated[list[str] | None, typer.Option(help="Only files matching this glob.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Skip files matching this glob.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Add new files, replace changed ones, skip unchanged ones; exit code 1 if any file failed."""
     settings = load_settings()
@@ -226,7 +217,7 @@ def _table(rows: Sequence[Sequence[Any]], *, headers: Sequence[str] | None = Non
 
 @app.command()
 @_reports_errors
-def docs(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+def docs(as_json: Annotated[bool, _flag("--json", help="Print a JSON list.")] = False) -> None:
     """List the documents in the index."""
     profiles = _open_index(load_settings()).documents()
     if as_json:
@@ -251,7 +242,7 @@ def remove(doc_id: Annotated[str, typer.Argument(help="The id `multigrain docs` 
 
 @app.command()
 @_reports_errors
-def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def stats(as_json: Annotated[bool, _flag("--json", help="Print JSON.")] = False) -> None:
     """Counts of documents, chunks and sentences, and where the index lives."""
     counts = _open_index(load_settings()).stats()
     if as_json:
@@ -329,39 +320,20 @@ def _print_sources(answer: Answer) -> None:
     typer.echo(f"thread: {thread}  (follow up with --thread {thread})")
 
 
-def _stage_switch(stage: str) -> Any:
-    """The ``--no-<stage>`` flag."""
-    return typer.Option(f"--no-{stage}", help=setting_help(f"{stage}.enabled", value="false"))
-
-
 @app.command()
 @_reports_errors
+@with_setting_flags(*STAGE_SWITCHES, *ASK_SIZES, *MODEL_FLAGS)
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the answer as JSON.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print only the answer as JSON.")] = False,
     thread: Annotated[str | None, typer.Option(help="Continue the conversation with this id.")] = None,
-    no_expand: Annotated[bool, _stage_switch("expand")] = False,
-    no_route: Annotated[bool, _stage_switch("route")] = False,
-    no_rerank: Annotated[bool, _stage_switch("rerank")] = False,
-    no_verify: Annotated[bool, _stage_switch("verify")] = False,
-    k: Annotated[int | None, typer.Option("--k", help=setting_help("retrieve.k"))] = None,
-    rerank_k: Annotated[int | None, typer.Option(help=setting_help("rerank.k"))] = None,
-    route_min: Annotated[int | None, typer.Option(help=setting_help("route.min_docs"))] = None,
-    route_max: Annotated[int | None, typer.Option(help=setting_help("route.max_docs"))] = None,
-    rewrites: Annotated[int | None, typer.Option(help=setting_help("expand.rewrites"))] = None,
-    model: Annotated[str | None, typer.Option(help=setting_help("llm.model"))] = None,
-    base_url: Annotated[str | None, typer.Option(help=setting_help("llm.base_url"))] = None,
-    show_trace: Annotated[bool, typer.Option("--show-trace", help="Print the trace JSON on stderr.")] = False,
+    show_trace: Annotated[bool, _flag("--show-trace", help="Print the trace JSON on stderr.")] = False,
+    *,
+    overrides: dict[str, Any],
 ) -> None:
     """Answer a question from the indexed documents, with checked citations."""
     if not question.strip():
         raise typer.BadParameter("the question is empty", param_hint="QUESTION")
-    switches = {"expand": no_expand, "route": no_route, "rerank": no_rerank, "verify": no_verify}
-    overrides = settings_overrides(
-        {f"{stage}.enabled": False if off else None for stage, off in switches.items()}
-        | {"retrieve.k": k, "rerank.k": rerank_k, "route.min_docs": route_min, "route.max_docs": route_max}
-        | {"expand.rewrites": rewrites, "llm.model": model, "llm.base_url": base_url}
-    )
     agent = _open_agent(load_settings(overrides))
     if as_json:
         answer = agent.ask(question, thread_id=thread)
@@ -378,6 +350,7 @@ def ask(
 
 @app.command("eval")
 @_reports_errors
+@with_setting_flags(*MODEL_FLAGS)
 def evaluate(
     dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder (corpus, queries, qrels).")],
     out: Annotated[Path | None, typer.Option(help="Where results go; default <home>/eval/<dataset>.")] = None,
@@ -385,14 +358,14 @@ def evaluate(
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate a seeded sample of N queries (kept in dataset order).")
     ] = None,
-    model: Annotated[str | None, typer.Option(help=setting_help("llm.model"))] = None,
-    base_url: Annotated[str | None, typer.Option(help=setting_help("llm.base_url"))] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print the results as JSON.")] = False,
+    *,
+    overrides: dict[str, Any],
 ) -> None:
     """Score retrieval and answers on a dataset, with optional ablations; writes results files."""
     from evaluation.runner import run_eval
 
-    settings = load_settings(settings_overrides({"llm.model": model, "llm.base_url": base_url}))
+    settings = load_settings(overrides)
     out_dir = out or settings.home / "eval" / dataset_dir.name
     results = run_eval(
         dataset_dir, settings=settings, out_dir=out_dir, ablate=_comma_list(ablate), max_queries=max_queries
@@ -408,7 +381,7 @@ def evaluate(
 def bench_ingest(
     dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder whose corpus is ingested.")],
     max_docs: Annotated[int | None, typer.Option(help="Ingest only the first N documents.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Time ingestion of a dataset's corpus against the bare embedding model."""
     from evaluation.bench import run_ingest_bench
@@ -423,7 +396,7 @@ def bench_ingest(
 def bench_query(
     sizes: Annotated[str, typer.Option(help="Corpus sizes in chunks, comma-separated.")] = DEFAULT_SIZES,
     queries: Annotated[int, typer.Option(help="Queries timed at each size.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the measurements as JSON.")] = False,
+    as_json: Annotated[bool, _flag("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Time searches on synthetic indexes of growing size."""
     from evaluation.bench import run_query_bench
@@ -432,6 +405,21 @@ def bench_query(
     results = run_query_bench(settings=load_settings(), sizes=sizes_list, queries=queries, show=not as_json)
     if as_json:
         _print_json(results)
+
+
+@bench_app.command("startup")
+def bench_startup(
+    runs: Annotated[int, typer.Option(min=1, help="Fresh processes timed per command.")] = 5,
+    as_json: Annotated[bool, _flag("--json", help="Print the measurements as JSON.")] = False,
+) -> None:
+    """Time `multigrain --help`, `docs` and `stats` on an empty index beside a bare `python -c pass`."""
+    from agents._startup_bench import measure_startup, startup_table
+
+    results = measure_startup(runs=runs)
+    if as_json:
+        _print_json(results)
+    else:
+        typer.echo(startup_table(results))
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, computed_field, model_validator
+from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -69,10 +70,17 @@ class _Stage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _stage_switch(stage: str, *, when_off: str | None = None) -> Any:
+    """A stage's ``enabled`` field; ``when_off`` says what happens instead (``--no-<stage>`` shows it)."""
+    off = f"; off means {when_off}" if when_off else ""
+    extra: JsonDict | None = {"when_off": when_off} if when_off else None
+    return Field(True, description=f"Run the {stage} stage{off}.", json_schema_extra=extra)
+
+
 class ExpandConfig(_Stage):
     """Query expansion: rewrites, pseudo-documents, follow-up resolution."""
 
-    enabled: bool = Field(True, description="Run the expand stage.")
+    enabled: bool = _stage_switch("expand")
     rewrites: int = Field(3, ge=0, le=8, description="Rewrites of the question.")
     pseudo_docs: int = Field(
         1, ge=0, le=4, description="query2doc pseudo-documents (LLM) or feedback passages (offline)."
@@ -91,7 +99,7 @@ class ExpandConfig(_Stage):
 class RouteConfig(_Stage):
     """Coarse grain: which documents may be searched."""
 
-    enabled: bool = Field(True, description="Run the route stage; off means search the whole corpus.")
+    enabled: bool = _stage_switch("route", when_off="search the whole corpus")
     min_docs: int = Field(5, ge=1, description="Fewest documents kept.")
     max_docs: int = Field(30, ge=1, description="Most documents kept.")
     candidates: int = Field(100, ge=1, description="Documents scored by each signal before fusion.")
@@ -133,7 +141,7 @@ class RetrieveConfig(_Stage):
 class RerankConfig(_Stage):
     """Reranking of the retrieved chunks."""
 
-    enabled: bool = Field(True, description="Run the rerank stage.")
+    enabled: bool = _stage_switch("rerank")
     k: int = Field(8, ge=1, le=50, description="Passages handed to the answer stage.")
     mode: Literal["listwise", "pointwise"] = Field("listwise", description="LLM reranking style.")
     window: int = Field(10, ge=2, le=40, description="Passages per LLM call.")
@@ -160,7 +168,7 @@ class AnswerConfig(_Stage):
 class VerifyConfig(_Stage):
     """The check of every cited sentence."""
 
-    enabled: bool = Field(True, description="Run the verify stage.")
+    enabled: bool = _stage_switch("verify")
     supported: float = Field(
         0.6, ge=0, le=1, description="Support score at or above which a sentence is supported."
     )
@@ -187,14 +195,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds one question may spend on model calls and retries; after it, stages degrade.",
     )
-    index: IndexConfig = Field(default_factory=IndexConfig)  # type: ignore[arg-type]
-    llm: LLMConfig = Field(default_factory=LLMConfig)  # type: ignore[arg-type]
-    expand: ExpandConfig = Field(default_factory=ExpandConfig)  # type: ignore[arg-type]
-    route: RouteConfig = Field(default_factory=RouteConfig)  # type: ignore[arg-type]
-    retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)  # type: ignore[arg-type]
-    rerank: RerankConfig = Field(default_factory=RerankConfig)  # type: ignore[arg-type]
-    answer: AnswerConfig = Field(default_factory=AnswerConfig)  # type: ignore[arg-type]
-    verify: VerifyConfig = Field(default_factory=VerifyConfig)  # type: ignore[arg-type]
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    expand: ExpandConfig = Field(default_factory=ExpandConfig)
+    route: RouteConfig = Field(default_factory=RouteConfig)
+    retrieve: RetrieveConfig = Field(default_factory=RetrieveConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -162,11 +162,12 @@ def test_demo_ingests_the_bundled_corpus_and_suggests_questions(monkeypatch):
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        (["ask"], "--k <int> Chunks handed to rerank. (retrieve.k)"),
-        (
-            ["ask"],
-            "--no-route <bool> Run the route stage; off means search the whole corpus. (route.enabled=false)",
-        ),
+        (["ask"], "--k <int> Chunks handed to rerank. (retrieve.k, default 20)"),
+        (["ask"], "--no-route Skip the route stage: search the whole corpus (route.enabled=false)."),
+        (["ask"], "--no-expand Skip the expand stage (expand.enabled=false)."),
+        (["ask"], "--json Print only the answer as JSON."),
+        (["ask"], "--base-url <str> OpenAI-compatible API base URL, e.g. http://127.0.0.1:8080/v1;"),
+        (["eval"], "--model <str> Model name sent with every request. (llm.model, default gpt-4o-mini)"),
         (["eval"], "--max-queries"),
         (["bench", "ingest"], "--max-docs"),
         (["bench", "query"], "--sizes"),

@@ -31,6 +31,7 @@ from agents.errors import LLMError, LLMOutputError
 from agents.llm import CallRecord, Messages, UsageLedger
 from agents.settings import LLMConfig
 from prompts import render
+from prompts.phrases import REASK, SCHEMA_INSTRUCTION
 from retrieval.tokens import count_tokens, encoder
 from retrieval.urls import redact_url
 
@@ -51,8 +52,6 @@ _NEXT_MODE: dict[StructuredMode, StructuredMode | None] = {
 _REJECTION_STATUSES = frozenset({400, 422, 500})
 _MAX_DELAY_S = 10.0
 _FENCED_REPLY = re.compile(r"```(?:json|JSON)?[ \t]*\n(?P<body>.*)\n[ \t]*```", re.DOTALL)
-_SCHEMA_INSTRUCTION = "Reply with only a JSON object matching this JSON schema:\n"
-_REASK = "Your reply was not valid: {error}. Reply again with only the corrected JSON object."
 _BAD_SERVER = "check that llm.base_url points at an OpenAI-compatible server"
 # The HTTP library under ``openai``: upstream uses httpx, some builds its fork httpx2; reading a reply's body
 # ourselves raises that library's own timeout and transport errors.
@@ -133,7 +132,7 @@ class OpenAIChatModel:
         reask = [
             *messages,
             {"role": "assistant", "content": reply},
-            {"role": "user", "content": _REASK.format(error=error)},
+            {"role": "user", "content": REASK.format(error=error)},
         ]
         reply = self._structured_reply(reask, schema, stage=stage, max_tokens=max_tokens)
         try:
@@ -451,7 +450,7 @@ class OpenAIChatModel:
 def _with_schema(messages: Messages, schema: type[BaseModel], mode: StructuredMode) -> Messages:
     if mode == "json_schema":
         return messages
-    instruction = _SCHEMA_INSTRUCTION + json.dumps(schema.model_json_schema())
+    instruction = SCHEMA_INSTRUCTION + json.dumps(schema.model_json_schema())
     if messages and messages[0]["role"] == "system":
         return [{"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}, *messages[1:]]
     return [{"role": "system", "content": instruction}, *messages]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
+from agents.steps import Step
+from prompts.schemas import Verdict
 from retrieval.hits import Passage
-
-Verdict = Literal["supported", "partial", "unsupported"]
 
 
 class QueryVariant(TypedDict):
@@ -79,12 +79,9 @@ class TraceEntry(TypedDict):
 
 def add_trace(old: list[TraceEntry], new: list[TraceEntry]) -> list[TraceEntry]:
     """Append a step's entries; the first step of a new question starts the trace afresh."""
-    if new and new[0]["step"] == FIRST_STEP:
+    if new and new[0]["step"] == Step.EXPAND:
         return list(new)
     return [*old, *new]
-
-
-FIRST_STEP = "expand"
 
 
 class AgentState(TypedDict, total=False):

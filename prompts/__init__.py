@@ -18,12 +18,10 @@ from pathlib import Path
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
+from prompts.phrases import NO_ANSWER
 from retrieval.errors import ConfigError
 
 __all__ = ["NO_ANSWER", "load_prompt", "load_prompt_file", "render"]
-
-NO_ANSWER = "The documents do not answer this question."
-"""The one reply that declines: the answer prompt asks for it word for word; offline answers use it."""
 
 _VARIABLES_LINE = re.compile(r"#\s*variables:(?P<names>.*)")
 _SECTION_LINE = re.compile(r"\[(?P<role>[a-z]+)\]")

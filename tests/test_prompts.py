@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from pathlib import Path
 
 import pytest
 
-from prompts import load_prompt, load_prompt_file, render
+from agents.nodes.verify import _feedback
+from agents.state import AnswerSentence, Citation
+from prompts import load_prompt, load_prompt_file, phrases, render, schemas
 from retrieval.errors import ConfigError
 
 
@@ -81,3 +85,62 @@ def test_render_rejects_variables_the_prompt_does_not_declare():
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read prompt file"):
         load_prompt_file(tmp_path / "absent.txt")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_reply_schemas_live_in_prompts_not_in_the_nodes():
+    defined = [
+        f"{path.name}:{node.name}"
+        for path in sorted((ROOT / "agents" / "nodes").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "BaseModel" for base in node.bases)
+    ]
+    assert defined == []
+    replies = {"Rewrites", "Standalone", "DocumentChoice", "WindowJudgement", "Judgements"}
+    assert replies <= set(schemas.__all__)
+
+
+def fixed_part(phrase: str) -> str:
+    """The longest stretch of a phrase that is not a {variable}."""
+    return max(re.split(r"\{[a-z_]+\}", phrase), key=len).strip()
+
+
+WORDED_PHRASES = [name for name in phrases.__all__ if len(fixed_part(getattr(phrases, name))) >= 12]
+
+
+@pytest.mark.parametrize("name", WORDED_PHRASES)
+def test_each_fixed_phrase_is_written_once_in_prompts(name):
+    words = fixed_part(getattr(phrases, name))
+    writers = [
+        str(path.relative_to(ROOT))
+        for folder in ("agents", "ui", "evaluation")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if words in path.read_text(encoding="utf-8")
+    ]
+    assert writers == []
+
+
+def test_verify_feedback_to_the_answer_retry_reads_as_before():
+    sentences = [
+        AnswerSentence(text="Bees dance [1].", citations=[1], verdict="supported", support=0.9),
+        AnswerSentence(text="The moon is cheese [1][2].", citations=[1, 2], verdict="unsupported", support=0),
+        AnswerSentence(text="Mars is red [3].", citations=[3], verdict="unsupported", support=0.0),
+        AnswerSentence(text="Rome fell [2].", citations=[2], verdict="unsupported", support=0.2),
+    ]
+    cited = Citation(  # only the number matters to the feedback
+        number=1, chunk_id="a#c0", doc_id="a", title="A", page=None, section="", start=0, end=1,
+        quote="", verdict="unsupported", support=0.1,
+    )
+    checked = [[cited], [cited, {**cited, "number": 2}], [], [{**cited, "number": 2}]]
+    removed = [{"sentence": 2, "number": 3, "why": "never retrieved"}]
+    assert _feedback(sentences, checked, removed) == (
+        "These sentences of your previous answer are not supported by the sources they cite:\n"
+        '- "The moon is cheese.": cites [1][2], but those sources do not state it.\n'
+        '- "Mars is red.": cites no valid source: removed [3] (never retrieved).\n'
+        '- "Rome fell.": cites [2], but that source does not state it.\n'
+        "Write the answer again: keep only what the sources state, cite the source that states each "
+        'sentence, or reply exactly "The documents do not answer this question." if the sources do not '
+        "answer the question."
+    )

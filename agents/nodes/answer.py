@@ -26,12 +26,12 @@ from agents.nodes._text import evidence_units, format_source, key_terms, normali
 from agents.state import AgentState, AnswerSentence, Passage
 from agents.steps import Step
 from prompts import NO_ANSWER, render
+from prompts.phrases import FIRST_ATTEMPT
 from retrieval.index import SentenceVector
 from retrieval.textutil import words
 
 __all__ = ["NO_ANSWER", "answer_question", "format_sources"]
 
-FIRST_ATTEMPT = "None: this is the first attempt."
 MEANING_WEIGHT = 0.7
 MAX_PER_PASSAGE = 2
 MIN_QUOTE_WORDS = 4

@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ChatModel, map_concurrent
@@ -19,22 +18,9 @@ from agents.nodes._followup import needs_thread, offline_standalone
 from agents.state import PER_TURN_RESET, AgentState, QueryVariant
 from agents.steps import Step
 from prompts import render
+from prompts.schemas import Rewrites, Standalone
 from retrieval.fusion import ranked, rrf
 from retrieval.textutil import content_words
-
-
-class Rewrites(BaseModel):
-    """Alternative phrasings of a question."""
-
-    rewrites: list[str] = Field(description="Each a full, standalone search query with different wording.")
-
-
-class Standalone(BaseModel):
-    """A follow-up question made self-contained."""
-
-    question: str = Field(
-        description="The question rewritten so it can be understood without the conversation."
-    )
 
 
 def expand_query(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import map_concurrent
@@ -21,6 +20,7 @@ from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from agents.steps import Step
 from prompts import render
+from prompts.schemas import WindowJudgement
 from retrieval.fusion import ranked, rrf
 from retrieval.lexical import LexicalIndex, tokenize
 
@@ -30,12 +30,6 @@ LATE_INTERACTION_WEIGHTS = (0.5, 1.0, 1.0, 2.0)
 """RRF weights of: retrieval order, best-sentence cosine, BM25 among candidates, cosine plus term match."""
 ANCHOR_CHOICES = 2
 """How far down the order a passage from a document the question names may move to the top."""
-
-
-class WindowJudgement(BaseModel):
-    """The model's judgement of one window of passages."""
-
-    ranking: list[int] = Field(description="Passage numbers from most to least useful for answering.")
 
 
 def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

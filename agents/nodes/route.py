@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.nodes._queries import merge_variants
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, RoutedDoc
+from agents.steps import Step
 from prompts import render
+from prompts.schemas import DocumentChoice
 from retrieval.fusion import gap_cut, ranked, rrf
 from retrieval.hits import DocProfile
 
@@ -29,11 +30,11 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     ctx = runtime.context
     config = ctx.settings.route
     if not config.enabled:
-        with record_step("route", ctx, variants=len(state["variants"])) as rec:
+        with record_step(Step.ROUTE, ctx, variants=len(state["variants"])) as rec:
             rec.skipped = True
             rec.outputs = {"kept": "all documents"}
         return {"routed": [], "route_confidence": 0.0, "widened": True, "trace": [rec.entry]}
-    with record_step("route", ctx, variants=len(state["variants"])) as rec:
+    with record_step(Step.ROUTE, ctx, variants=len(state["variants"])) as rec:
         index = ctx.index
         query = merge_variants(
             state["variants"], ctx.embed, question_repeats=ctx.settings.expand.question_repeats
@@ -83,14 +84,6 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     return {"routed": routed, "route_confidence": confidence, "widened": widened, "trace": [rec.entry]}
 
 
-class DocumentChoice(BaseModel):
-    """The judge's choice among candidate documents."""
-
-    documents: list[int] = Field(
-        description="Numbers of the documents likely to contain the answer, best first."
-    )
-
-
 def _judged_order(
     question: str,
     order: list[str],
@@ -114,10 +107,10 @@ def _judged_order(
         lambda model: model.structured(
             render("route_judge", question=question, documents=listing),
             DocumentChoice,
-            stage="route",
+            stage=Step.ROUTE,
             max_tokens=16 + 6 * len(shown),
         ),
-        stage="route",
+        stage=Step.ROUTE,
         what="document judge",
         fallback="kept the fused document order",
     )

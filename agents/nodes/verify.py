@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import numpy as np
 from langgraph.runtime import Runtime
-from pydantic import BaseModel, Field
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.nodes._relevance import Relevance, judge_relevance
@@ -26,34 +25,27 @@ from agents.nodes._text import (
     strip_citations,
     term_share,
 )
-from agents.nodes.answer import NO_ANSWER
 from agents.settings import VerifyConfig
 from agents.state import AgentState, AnswerSentence, Citation, Passage, Verdict
 from agents.steps import Step
 from prompts import render
+from prompts.phrases import (
+    FEEDBACK_INTRO,
+    FEEDBACK_NO_VALID_SOURCE,
+    FEEDBACK_NOT_STATED_BY_ONE,
+    FEEDBACK_NOT_STATED_BY_SEVERAL,
+    FEEDBACK_REMOVED,
+    FEEDBACK_REWRITE,
+    FEEDBACK_SENTENCE,
+    NO_ANSWER,
+)
+from prompts.schemas import Judgements
 from retrieval.index import SentenceVector
 
-__all__ = ["Judgement", "Judgements", "combine_verdicts", "route_after_verify", "verify_answer"]
+__all__ = ["combine_verdicts", "route_after_verify", "verify_answer"]
 
 LEVEL: dict[Verdict, int] = {"unsupported": 0, "partial": 1, "supported": 2}
 MEANING_WEIGHT = 0.5
-
-
-class Judgement(BaseModel):
-    """The model's verdict on one claim."""
-
-    index: int = Field(description="The claim's number, exactly as it appears in the list of claims.")
-    verdict: Verdict = Field(
-        description="'supported': the cited sources state all of it; 'partial': they state only part of it; "
-        "'unsupported': they do not state it or they contradict it."
-    )
-    reason: str = Field(description="One short sentence naming the words of the sources that decide it.")
-
-
-class Judgements(BaseModel):
-    """The model's verdicts on a list of claims."""
-
-    judgements: list[Judgement] = Field(description="One judgement per claim, in the order of the claims.")
 
 
 def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -344,21 +336,20 @@ def _feedback(
     sentences: list[AnswerSentence], checked: list[list[Citation]], removed: list[dict[str, Any]]
 ) -> str:
     """What the next attempt must fix: each unsupported sentence and why."""
-    lines = ["These sentences of your previous answer are not supported by the sources they cite:"]
+    lines = [FEEDBACK_INTRO]
     for i, (sentence, citations) in enumerate(zip(sentences, checked, strict=True)):
         if sentence["verdict"] != "unsupported":
             continue
         dropped = [f"[{r['number']}] ({r['why']})" for r in removed if r["sentence"] == i]
         if citations:
-            which = "that source does" if len(citations) == 1 else "those sources do"
-            why = f"cites {_markers(citations)}, but {which} not state it"
+            not_stated = FEEDBACK_NOT_STATED_BY_ONE if len(citations) == 1 else FEEDBACK_NOT_STATED_BY_SEVERAL
+            why = not_stated.format(markers=_markers(citations))
         else:
-            why = "cites no valid source" + (f": removed {', '.join(dropped)}" if dropped else "")
-        lines.append(f'- "{strip_citations(sentence["text"])}": {why}.')
-    lines.append(
-        "Write the answer again: keep only what the sources state, cite the source that states each "
-        f'sentence, or reply exactly "{NO_ANSWER}" if the sources do not answer the question.'
-    )
+            why = FEEDBACK_NO_VALID_SOURCE
+            if dropped:
+                why += FEEDBACK_REMOVED.format(removed=", ".join(dropped))
+        lines.append(FEEDBACK_SENTENCE.format(sentence=strip_citations(sentence["text"]), why=why))
+    lines.append(FEEDBACK_REWRITE)
     return "\n".join(lines)
 
 

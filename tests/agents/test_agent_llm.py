@@ -16,9 +16,9 @@ import pytest
 from agents.agent import Agent, Answer, ResetEvent, TokenEvent
 from agents.llm import UsageLedger
 from agents.nodes._text import normalised
-from agents.nodes.answer import FIRST_ATTEMPT
 from agents.settings import load_settings
 from prompts import load_prompt, render
+from prompts.phrases import FIRST_ATTEMPT
 from retrieval.embeddings import Embedder
 from retrieval.index import Index
 from tests.agents.test_agent_offline import (

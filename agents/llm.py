@@ -18,7 +18,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from agents._limits import RunLimits
 
-__all__ = ["CallRecord", "ChatModel", "Messages", "UsageLedger", "map_concurrent"]
+__all__ = ["CallRecord", "ChatModel", "Messages", "ReplyBudget", "UsageLedger", "map_concurrent"]
 
 T = TypeVar("T", bound=BaseModel)
 A = TypeVar("A")
@@ -71,6 +71,18 @@ class UsageLedger:
         for record in self.records:
             stages.setdefault(record.stage, []).append(record)
         return {stage: _summarise(records) for stage, records in stages.items()}
+
+
+@dataclass(frozen=True)
+class ReplyBudget:
+    """The ``max_tokens`` of a reply that lists items: a fixed part (its JSON frame) plus a share per item."""
+
+    fixed: int
+    per_item: int
+
+    def tokens(self, items: int) -> int:
+        """The budget of a reply listing ``items`` items."""
+        return self.fixed + self.per_item * items
 
 
 class ChatModel(Protocol):

@@ -376,7 +376,7 @@ def _notes(settings: Settings) -> list[str]:
 
 def public_settings(settings: BaseModel) -> dict[str, Any]:
     """The settings as JSON-ready data, with every secret field left out."""
-    return settings.model_dump(mode="json", exclude=_secret_fields(settings))  # type: ignore[arg-type]
+    return settings.model_dump(mode="json", exclude=_secret_fields(settings))
 
 
 def _secret_fields(model: BaseModel) -> dict[str, Any]:

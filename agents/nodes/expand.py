@@ -13,7 +13,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
-from agents.llm import ChatModel, map_concurrent
+from agents.llm import ChatModel, ReplyBudget, map_concurrent
 from agents.nodes._followup import needs_thread, offline_standalone
 from agents.state import PER_TURN_RESET, AgentState, QueryVariant
 from agents.steps import Step
@@ -21,6 +21,13 @@ from prompts import render
 from prompts.schemas import Rewrites, Standalone
 from retrieval.fusion import ranked, rrf
 from retrieval.textutil import content_words
+
+STANDALONE_MAX_TOKENS = 200
+"""A standalone rewrite of a follow-up is one question in a small JSON object."""
+PSEUDO_DOC_MAX_TOKENS = 200
+"""A query2doc pseudo-document is a short passage: enough to carry the vocabulary of an answer."""
+REWRITES_REPLY = ReplyBudget(fixed=40, per_item=60)
+"""Each rewrite is one search query."""
 
 
 def expand_query(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def _standalone(question: str, history: list[dict[str, str]], ctx: RunContext, r
             render("standalone", conversation=thread, question=question),
             Standalone,
             stage=Step.EXPAND,
-            max_tokens=200,
+            max_tokens=STANDALONE_MAX_TOKENS,
         ),
         stage=Step.EXPAND,
         what="standalone rewrite",
@@ -79,12 +86,14 @@ def _generated_variants(question: str, ctx: RunContext, rec: StepRecorder) -> li
                 render("rewrite", question=question, n=str(config.rewrites)),
                 Rewrites,
                 stage=Step.EXPAND,
-                max_tokens=40 + 60 * config.rewrites,
+                max_tokens=REWRITES_REPLY.tokens(config.rewrites),
             )
             return [
                 QueryVariant(text=r, kind="rewrite") for r in reply.rewrites[: config.rewrites] if r.strip()
             ]
-        text = model.text(render("query2doc", question=question), stage=Step.EXPAND, max_tokens=200)
+        text = model.text(
+            render("query2doc", question=question), stage=Step.EXPAND, max_tokens=PSEUDO_DOC_MAX_TOKENS
+        )
         return [QueryVariant(text=text.strip(), kind="pseudo_doc")] if text.strip() else []
 
     def run(job: str) -> list[QueryVariant]:

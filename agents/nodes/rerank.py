@@ -15,7 +15,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
-from agents.llm import map_concurrent
+from agents.llm import ReplyBudget, map_concurrent
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from agents.steps import Step
@@ -30,6 +30,8 @@ LATE_INTERACTION_WEIGHTS = (0.5, 1.0, 1.0, 2.0)
 """RRF weights of: retrieval order, best-sentence cosine, BM25 among candidates, cosine plus term match."""
 ANCHOR_CHOICES = 2
 """How far down the order a passage from a document the question names may move to the top."""
+RANKING_REPLY = ReplyBudget(fixed=32, per_item=8)
+"""The reply ranks a window's passages by number."""
 
 
 def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -131,7 +133,7 @@ def _llm_order(question: str, passages: list[Passage], ctx: RunContext, rec: Ste
                 render(f"rerank_{config.mode}", question=question, passages=listing),
                 WindowJudgement,
                 stage=Step.RERANK,
-                max_tokens=32 + 8 * len(window),
+                max_tokens=RANKING_REPLY.tokens(len(window)),
             ),
             stage=Step.RERANK,
             what=f"window of {len(window)}",

@@ -13,6 +13,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
+from agents.llm import ReplyBudget
 from agents.nodes._queries import merge_variants
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, RoutedDoc
@@ -23,6 +24,13 @@ from retrieval.fusion import gap_cut, ranked, rrf
 from retrieval.hits import DocProfile
 
 JUDGE_CANDIDATES = 10
+"""How many of the best fused documents the LLM judge may choose among."""
+NEAR_MISSES = 10
+"""How many documents past the kept ones the trace lists with their scores and titles."""
+CONFIDENCE_SCALE = 10
+"""A score drop after the last kept document of 1/CONFIDENCE_SCALE of the top score is full confidence."""
+CHOICE_REPLY = ReplyBudget(fixed=16, per_item=6)
+"""The judge's reply lists document numbers."""
 
 
 def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -57,7 +65,8 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
         widened = confidence < config.low_confidence
         if widened:
             keep = min(len(order), max(keep * config.widen_factor, config.max_docs))
-        profiles = {p.doc_id: p for p in index.documents_by_id(order[: max(keep, JUDGE_CANDIDATES) + 10])}
+        read = order[: max(keep, JUDGE_CANDIDATES) + NEAR_MISSES]
+        profiles = {p.doc_id: p for p in index.documents_by_id(read)}
         if config.llm_judge and ctx.llm is not None:
             order = _judged_order(
                 state.get("standalone") or state["question"], order, keep, profiles, ctx, rec
@@ -73,7 +82,7 @@ def route_documents(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
                     name: float(ranking.index(d) + 1) for name, ranking in signals.items() if d in ranking
                 },
             )
-            for i, d in enumerate(order[: keep + 10])
+            for i, d in enumerate(order[: keep + NEAR_MISSES])
         ]
         rec.outputs |= {
             "kept": keep,
@@ -108,7 +117,7 @@ def _judged_order(
             render("route_judge", question=question, documents=listing),
             DocumentChoice,
             stage=Step.ROUTE,
-            max_tokens=16 + 6 * len(shown),
+            max_tokens=CHOICE_REPLY.tokens(len(shown)),
         ),
         stage=Step.ROUTE,
         what="document judge",
@@ -129,4 +138,4 @@ def _confidence(scores: list[float], keep: int) -> float:
     if not scores or keep >= len(scores):
         return 1.0
     top = scores[0]
-    return max(0.0, min(1.0, (scores[keep - 1] - scores[keep]) / top * 10)) if top > 0 else 0.0
+    return max(0.0, min(1.0, (scores[keep - 1] - scores[keep]) / top * CONFIDENCE_SCALE)) if top > 0 else 0.0

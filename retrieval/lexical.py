@@ -12,20 +12,27 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bm25s
 import numpy as np
-import Stemmer
+
+if TYPE_CHECKING:
+    import bm25s
+    import Stemmer
 
 
 @functools.lru_cache(maxsize=1)
 def stemmer() -> Stemmer.Stemmer:
     """The English Snowball stemmer, built once per process."""
+    import Stemmer
+
     return Stemmer.Stemmer("english")
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, stop-word-free, stemmed word tokens: the BM25 vocabulary."""
+    import bm25s
+
     return bm25s.tokenize(
         list(texts), stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False
     )
@@ -48,6 +55,8 @@ class LexicalIndex:
         """Index the texts; an empty list gives an index that finds nothing."""
         if not texts:
             return cls(ids=[], doc_ids=[], retriever=None)
+        import bm25s
+
         retriever = bm25s.BM25()
         retriever.index(tokenize(texts), show_progress=False)
         return cls(ids=ids, doc_ids=doc_ids, retriever=retriever)
@@ -90,5 +99,7 @@ class LexicalIndex:
         names = json.loads((folder / "ids.json").read_text())
         retriever = None
         if (folder / "bm25").exists():
+            import bm25s
+
             retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
         return cls(ids=names["ids"], doc_ids=names["doc_ids"], retriever=retriever)

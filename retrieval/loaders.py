@@ -18,20 +18,19 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import docx
-import pypdfium2 as pdfium
-from bs4 import BeautifulSoup, NavigableString, Tag, XMLParsedAsHTMLWarning
-from bs4.element import PreformattedString
-from docx.document import Document as DocxDocument
-from docx.opc.exceptions import PackageNotFoundError
-from docx.table import Table
-from docx.text.paragraph import Paragraph
-from lxml import etree  # python-docx's own XML parser; its syntax errors mean a corrupt .docx
+from typing import TYPE_CHECKING, Any
 
 from retrieval.errors import LoaderError
 from retrieval.models import Document, Span
+
+# The parsers (bs4, python-docx, pypdfium2) are imported by the loaders that use them: listing or searching
+# the index should not pay for them.
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+    from bs4 import Tag
+    from docx.document import Document as DocxDocument
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
 
 _BYTES_PER_MB = 1024 * 1024
 _SNIFF_BYTES = 8192
@@ -337,6 +336,8 @@ def _is_hidden(tag: Tag) -> bool:
 
 
 def _visible_strings(tag: Tag) -> Iterator[str]:
+    from bs4.element import PreformattedString
+
     for string in tag.find_all(string=True):
         if not isinstance(string, PreformattedString) and not any(_is_hidden(p) for p in string.parents):
             yield str(string)
@@ -374,6 +375,9 @@ class _HtmlText:
 
     def walk(self, root: Tag) -> None:
         """Collect the text under ``root`` without recursion, so deep nesting cannot overflow the stack."""
+        from bs4 import NavigableString, Tag
+        from bs4.element import PreformattedString
+
         stack: list[tuple[Any, bool]] = [(root, False)]
         while stack:
             node, closing = stack.pop()
@@ -410,6 +414,8 @@ class _HtmlText:
 
 
 def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
+
     _reject_binary(path, data)  # bytes go to BeautifulSoup as they are, so it can honour a <meta charset>
     with warnings.catch_warnings():  # XHTML pages read fine as HTML; the warning would only be noise
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
@@ -432,6 +438,8 @@ def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
 
 
 def _open_pdf(path: Path, data: bytes) -> pdfium.PdfDocument:
+    import pypdfium2 as pdfium
+
     try:
         return pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -441,6 +449,8 @@ def _open_pdf(path: Path, data: bytes) -> pdfium.PdfDocument:
 
 
 def _pdf_page_texts(path: Path, pdf: pdfium.PdfDocument) -> list[str]:
+    import pypdfium2 as pdfium
+
     texts: list[str] = []
     try:
         for index in range(len(pdf)):
@@ -502,6 +512,8 @@ def _docx_table_rows(table: Table) -> Iterator[str]:
 
 
 def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, int | None]]:
+    from docx.text.paragraph import Paragraph
+
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
             yield item.text.strip(), _docx_heading_level(item)
@@ -510,6 +522,10 @@ def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, int | None]]:
 
 
 def _load_docx(path: Path, data: bytes, doc_id: str) -> list[Document]:
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from lxml import etree  # python-docx's own XML parser; its syntax errors mean a corrupt .docx
+
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = [(block, level) for block, level in _docx_blocks(document) if block]

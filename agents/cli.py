@@ -219,7 +219,9 @@ def _table(rows: Sequence[Sequence[Any]], *, headers: Sequence[str] | None = Non
 @_reports_errors
 def docs(as_json: Annotated[bool, _flag("--json", help="Print a JSON list.")] = False) -> None:
     """List the documents in the index."""
-    profiles = _open_index(load_settings()).documents()
+    from retrieval import catalog
+
+    profiles = catalog.documents(load_settings().index)
     if as_json:
         _print_json([asdict(p) for p in profiles])
     elif not profiles:
@@ -244,7 +246,9 @@ def remove(doc_id: Annotated[str, typer.Argument(help="The id `multigrain docs` 
 @_reports_errors
 def stats(as_json: Annotated[bool, _flag("--json", help="Print JSON.")] = False) -> None:
     """Counts of documents, chunks and sentences, and where the index lives."""
-    counts = _open_index(load_settings()).stats()
+    from retrieval import catalog
+
+    counts = catalog.stats(load_settings().index)
     if as_json:
         _print_json(counts)
     else:

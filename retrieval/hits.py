@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from retrieval.errors import LoaderError
-from retrieval.store import Record
+
+if TYPE_CHECKING:
+    from retrieval.store import Record  # only named in annotations: listing profiles needs no Chroma
 
 
 class Passage(TypedDict):

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from retrieval.catalog import describe, stored_counts, stored_profiles
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, make_embedder
 from retrieval.errors import RetrievalError
@@ -27,7 +28,7 @@ from retrieval.hits import ChunkHit, DocProfile, IngestReport, SentenceVector
 from retrieval.ids import parse_unit_id, unit_id
 from retrieval.ingest import Ingester, ProgressCallback, stored_document
 from retrieval.models import Document, UnitKind
-from retrieval.side_indexes import SideIndexCache, stored_hashes
+from retrieval.side_indexes import SIDE_FOLDER, SideIndexCache, stored_hashes
 from retrieval.store import ChromaStore, Record
 
 __all__ = ["ChunkHit", "DocProfile", "Index", "IngestReport", "SentenceVector"]
@@ -41,7 +42,7 @@ class Index:
         self._embedder = embedder
         self.store = ChromaStore(config)
         config.home.mkdir(parents=True, exist_ok=True)
-        self.side = SideIndexCache(self.store, config.home / "bm25")
+        self.side = SideIndexCache(self.store, config.home / SIDE_FOLDER)
         self._ingester = Ingester(config, self.store, self.side, embedder=lambda: self.embedder)
 
     @property
@@ -86,8 +87,7 @@ class Index:
 
     def documents(self) -> list[DocProfile]:
         """Every stored document's profile, sorted by title."""
-        profiles = [DocProfile.from_record(r) for r in self.store.iterate("documents", with_texts=False)]
-        return sorted(profiles, key=lambda p: (p.title.lower(), p.doc_id))
+        return stored_profiles(self.store)
 
     def documents_by_id(self, doc_ids: Sequence[str]) -> list[DocProfile]:
         """Profiles of the given documents, in the order asked (unknown ids left out)."""
@@ -108,20 +108,7 @@ class Index:
 
     def stats(self) -> dict[str, Any]:
         """Counts per collection and where the index lives."""
-        where = (
-            f"http://{self.config.chroma_host}:{self.config.chroma_port}"
-            if self.config.chroma_host
-            else str((self.config.home / "chroma").resolve())
-        )
-        return {
-            "documents": self.store.count("documents"),
-            "chunks": self.store.count("chunks"),
-            "sentences": self.store.count("sentences"),
-            "chroma": where,
-            "embedding_model": self.config.embedding.backend,
-            "chunk_tokens": self.config.chunking.chunk_tokens,
-            "overlap_tokens": self.config.chunking.overlap_tokens,
-        }
+        return describe(self.config, stored_counts(self.store))
 
     def dense_documents(
         self, vector: np.ndarray, k: int, *, by: Literal["profile", "centroid"]

@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 import numpy as np
 from filelock import FileLock, Timeout
 
+from retrieval.catalog import discard_catalog, stored_catalog, write_catalog
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder
 from retrieval.errors import IndexBusyError, LoaderError
 from retrieval.hits import IngestReport
-from retrieval.journal import Journal
+from retrieval.journal import JOURNAL_FILE, Journal
 from retrieval.loaders import corpus_document_id, iter_files, load_file, resolved_location
 from retrieval.models import ChunkedDocument, Document, Span, Unit
 from retrieval.profiles import centroid, keywords, summarize
@@ -73,7 +74,7 @@ class Ingester:
         self.store = store
         self._side = side
         self._embedder = embedder
-        self._journal = Journal(config.home / "journal.sqlite")
+        self._journal = Journal(config.home / JOURNAL_FILE)
 
     @contextmanager
     def _write_lock(self, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -99,9 +100,16 @@ class Ingester:
     def _recover(self) -> None:
         """Undo the writes of a process that was killed half-way."""
         pending = self._journal.pending()
+        if pending:
+            discard_catalog(self.config)
         for doc_id in pending:
             self._delete_everywhere(doc_id)
         self._journal.done(pending)
+
+    def _publish(self) -> None:
+        """Rebuild the side indexes and save the catalog beside their new marker (see retrieval.catalog)."""
+        side = self._side.rebuild()
+        write_catalog(self.config, stored_catalog(self.store), marker=side.fingerprint)
 
     def _delete_everywhere(self, doc_id: str) -> None:
         for name in COLLECTIONS:
@@ -183,7 +191,7 @@ class Ingester:
             for done in range(last_position + 1, position + 1):
                 advance(done)
             if report.added or report.replaced:
-                self._side.rebuild()
+                self._publish()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -258,6 +266,7 @@ class Ingester:
     ) -> None:
         """Write a batch: one upsert per collection, profiles last (a document without one is absent)."""
         doc_ids = [c.document.doc_id for c in batch]
+        discard_catalog(self.config)
         self._journal.begin(doc_ids)
         for doc_id in doc_ids:
             if doc_id in stored:
@@ -277,10 +286,11 @@ class Ingester:
         with self._write_lock():
             if not self.store.get("documents", ids=[doc_id], with_texts=False):
                 return False
+            discard_catalog(self.config)
             self._journal.begin([doc_id])
             self._delete_everywhere(doc_id)
             self._journal.done([doc_id])
-            self._side.rebuild()
+            self._publish()
         return True
 
 

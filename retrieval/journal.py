@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
 
+JOURNAL_FILE = "journal.sqlite"
 
 class Journal:
     """Doc ids whose entries in the store may be incomplete until they are marked done."""

@@ -11,10 +11,22 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retrieval.lexical import LexicalIndex
 from retrieval.links import TitleIndex
-from retrieval.store import ChromaStore
+
+if TYPE_CHECKING:
+    from retrieval.store import ChromaStore
+
+SIDE_FOLDER = "bm25"
+_MARKER_FILE = "fingerprint"
+
+
+def read_marker(folder: Path) -> str:
+    """The fingerprint the last writer left beside the side indexes in ``folder`` ("" before any)."""
+    marker = folder / _MARKER_FILE
+    return marker.read_text() if marker.exists() else ""
 
 
 def stored_hashes(store: ChromaStore) -> dict[str, str]:
@@ -44,21 +56,16 @@ class SideIndexCache:
         self._store = store
         self._folder = folder
         self._side: SideIndexes | None = None
-        self._store_seen = self._marker()
+        self._store_seen = read_marker(self._folder)
 
     def _fingerprint(self) -> str:
         hashes = sorted(stored_hashes(self._store).items())
         return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
 
-    def _marker(self) -> str:
-        """The fingerprint the last writer left beside the side indexes ("" before any)."""
-        marker = self._folder / "fingerprint"
-        return marker.read_text() if marker.exists() else ""
-
     def current(self) -> SideIndexes:
         """The side indexes of the store as it is now; when another writer changed the store since this
         cache opened or last wrote it, Chroma is reopened too, so that searches see the change."""
-        on_disk = self._marker()
+        on_disk = read_marker(self._folder)
         if on_disk != self._store_seen:
             self._store.reopen()
             self._store_seen = on_disk
@@ -95,7 +102,7 @@ class SideIndexCache:
         chunks.save(self._folder / "chunks")
         documents.save(self._folder / "documents")
         titles.save(self._folder / "titles.json")
-        (self._folder / "fingerprint").write_text(side.fingerprint)
+        (self._folder / _MARKER_FILE).write_text(side.fingerprint)
         self._side = side
         self._store_seen = side.fingerprint
         return side

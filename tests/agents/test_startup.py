@@ -63,3 +63,25 @@ def test_listing_the_index_loads_neither_langgraph_nor_the_embedding_model(comma
     code = cli_code(command) + "\nfrom retrieval.embeddings import OnnxEmbedder"
     code += "\nassert not any(isinstance(o, OnnxEmbedder) for o in __import__('gc').get_objects())"
     assert loaded_after(code, modules=("langgraph", "langchain_core"), env=env) == []
+
+
+LAZY_LIBRARIES = ("onnxruntime", "openai", "tokenizers", "bs4", "docx", "pypdfium2", "bm25s", "tiktoken")
+
+
+def test_retrieval_modules_load_their_heavy_libraries_only_when_used():
+    modules = ("embeddings", "loaders", "lexical", "tokens", "chunking", "catalog")
+    code = "\n".join(f"import retrieval.{name}" for name in modules)
+    assert loaded_after(code, modules=LAZY_LIBRARIES) == []
+
+
+@pytest.mark.parametrize("command", ["docs", "stats"])
+@pytest.mark.parametrize("ingested", [False, True], ids=["empty-home", "current-catalog"])
+def test_listing_the_index_from_its_catalog_loads_no_heavy_library(command, ingested, tmp_path, embedder):
+    from retrieval.config import IndexConfig
+    from retrieval.index import Index
+
+    home = tmp_path / "home"
+    if ingested:
+        Index(IndexConfig(home=home), embedder=embedder).ingest([ROOT / "tests" / "fixtures" / "corpus"])
+    env = {**os.environ, "MULTIGRAIN_HOME": str(home)}
+    assert loaded_after(cli_code(command, "--json"), modules=(*HEAVY, *LAZY_LIBRARIES), env=env) == []

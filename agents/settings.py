@@ -163,6 +163,9 @@ class AnswerConfig(_Stage):
         1, ge=1, le=50, description="Offline: how many of the best passages the extractive answer quotes."
     )
     max_tokens: int = Field(600, ge=50, description="LLM: longest answer.")
+    decline: bool = Field(
+        True, description="Offline: decline when the best quote is about another subject or barely related."
+    )
 
 
 class VerifyConfig(_Stage):

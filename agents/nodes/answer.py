@@ -150,7 +150,7 @@ def _extractive_answer(
     if chosen:
         relevance = _relevance_of(question, chosen, ranked)
         rec.outputs["relevance"] = relevance.as_dict()
-        if not relevance.answers:
+        if ctx.settings.answer.decline and not relevance.answers:
             rec.outputs["declined"] = relevance.why_not
             return []
     return [
@@ -202,6 +202,7 @@ def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]
         context=" ".join(f"{p['title']} {p['section']}" for p in passages),
         meaning=max(c.meaning for c in chosen),
         passage=" ".join(p["text"] for p in passages),
+        title=passages[0]["title"],
     )
 
 

@@ -254,6 +254,7 @@ def _with_relevance(
             context=f"{title} {section}",
             meaning=meaning,
             passage=passage_text[(title, section, quote)],
+            title=title,
         )
     return [[_relevant(c, judged[(c["title"], c["section"], c["quote"])]) for c in cs] for cs in checked]
 

@@ -57,5 +57,13 @@ class IndexConfig(BaseModel):
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
     lock_timeout_s: float = Field(600.0, ge=0, description="How long an ingest waits for another one.")
     embed_sentences: bool = Field(True, description="Embed every sentence too (used by routing and rerank).")
+    sentence_vectors: Literal["late", "separate"] = Field(
+        "separate",
+        description=(
+            "'late': a sentence's vector is pooled from its chunk's own model pass (no second pass, and the "
+            "sentence reads its chunk's context); 'separate': each sentence is embedded alone. The 'openai' "
+            "embedding backend has no token states and always embeds sentences separately."
+        ),
+    )
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)

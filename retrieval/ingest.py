@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 from retrieval.catalog import discard_catalog, stored_catalog, write_catalog
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import Embedder, SpanEmbedder
 from retrieval.errors import IndexBusyError, LoaderError
 from retrieval.hits import IngestReport
 from retrieval.journal import JOURNAL_FILE, Journal
@@ -234,15 +234,12 @@ class Ingester:
         return writer.submit(self._write_batch, batch, rows, stored)
 
     def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
-        chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
-        sentence_texts = [u.text for c in batch for u in c.sentences] if self.config.embed_sentences else []
-        vectors = self._embedder().embed_documents(chunk_texts + sentence_texts)
-        chunk_vectors, sentence_vectors = vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
+        chunk_vectors, sentence_vectors = self._embed_units(batch)
         rows: list[dict[str, Any]] = []
         ci = si = 0
         for item in batch:
             cv = chunk_vectors[ci : ci + len(item.chunks)]
-            sv = sentence_vectors[si : si + len(item.sentences)] if self.config.embed_sentences else None
+            sv = sentence_vectors[si : si + len(item.sentences)] if sentence_vectors is not None else None
             ci += len(item.chunks)
             si += len(item.sentences)
             center = centroid(cv)
@@ -260,6 +257,18 @@ class Ingester:
                 }
             )
         return rows
+
+    def _embed_units(self, batch: list[ChunkedDocument]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The batch's chunk vectors and, when sentences are embedded, its sentence vectors, in unit order."""
+        embedder = self._embedder()
+        chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
+        if not self.config.embed_sentences:
+            return embedder.embed_documents(chunk_texts), None
+        if self.config.sentence_vectors == "late" and isinstance(embedder, SpanEmbedder):
+            return _late_vectors(embedder, batch, chunk_texts)
+        sentence_texts = [u.text for c in batch for u in c.sentences]
+        vectors = embedder.embed_documents(chunk_texts + sentence_texts)
+        return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
 
     def _write_batch(
         self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]
@@ -314,6 +323,58 @@ def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:
                 raise item
             return
         yield item
+
+
+def _late_vectors(
+    embedder: SpanEmbedder, batch: list[ChunkedDocument], chunk_texts: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk vectors, and sentence vectors pooled from the pass of the first chunk holding each sentence.
+
+    A sentence inside no chunk is embedded alone, as is one whose word pieces fall past the model's window
+    in its chunk (the embedder's ``stats.span_passes`` counts both).
+    """
+    spans: list[list[tuple[int, int]]] = [[] for _ in chunk_texts]
+    places: list[tuple[int, int] | None] = []
+    sentences: list[Unit] = []
+    first = 0
+    for item in batch:
+        for sentence, held in zip(item.sentences, _holding_chunks(item), strict=True):
+            sentences.append(sentence)
+            if held is None:
+                places.append(None)
+                continue
+            position, chunk = first + held, item.chunks[held]
+            offset = len(chunk_texts[position]) - len(chunk.text) + sentence.start - chunk.start
+            spans[position].append((offset, offset + len(sentence.text)))
+            places.append((position, len(spans[position]) - 1))
+        first += len(item.chunks)
+    chunk_vectors, span_vectors = embedder.embed_spans(chunk_texts, spans)
+    vectors = np.zeros((len(sentences), chunk_vectors.shape[1]), dtype=np.float32)
+    for i, place in enumerate(places):
+        if place is not None:
+            vectors[i] = span_vectors[place[0]][place[1]]
+    orphans = [i for i, place in enumerate(places) if place is None]
+    if orphans:
+        vectors[orphans] = embedder.embed_documents([sentences[i].text for i in orphans])
+        embedder.stats.span_passes += len(orphans)
+    return chunk_vectors, vectors
+
+
+def _holding_chunks(item: ChunkedDocument) -> list[int | None]:
+    """For each sentence, the ordinal of the first chunk holding it whole (None when no chunk does)."""
+    held: list[int | None] = []
+    for sentence in item.sentences:
+        held.append(
+            next(
+                (
+                    ordinal
+                    for ordinal, chunk in enumerate(item.chunks)
+                    if chunk.start <= sentence.start and sentence.end <= chunk.end
+                ),
+                None,
+            )
+        )
+    return held
 
 
 def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[CollectionName, list[_Row]]:

@@ -1,0 +1,122 @@
+"""Sentence vectors pooled from their chunk's own pass ('late'), the window limits, and the backends that
+cannot pool ('openai'), which keep embedding sentences separately."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from retrieval.config import ChunkingConfig, EmbeddingConfig, IndexConfig
+from retrieval.embeddings import OnnxEmbedder, OpenAIEmbedder, SpanEmbedder
+from retrieval.index import Index
+from retrieval.models import Document
+from tests.http_servers import ScriptedServer
+from tests.retrieval.test_embeddings import FAKE_MODEL, _embeddings_endpoint
+
+TITLE = "Rosetta Stone"
+TEXT = (
+    "The Rosetta Stone is a granodiorite stele found in 1799 near the town of Rashid. "
+    "It weighs roughly 760 kilograms and stands over a metre tall. "
+    "Its three scripts made the decipherment of hieroglyphs possible."
+)
+
+
+def _index(home: Path, embedder: Any, **overrides: Any) -> Index:
+    return Index(IndexConfig(home=home, **overrides), embedder=embedder)
+
+
+def _stored_sentences(index: Index) -> dict[str, np.ndarray]:
+    records = index.store.get("sentences", where={"doc_id": "stone"}, with_vectors=True)
+    return {r.text: np.asarray(r.vector) for r in records if r.vector is not None}
+
+
+def _counts(embedder: OnnxEmbedder) -> tuple[int, int, int]:
+    return embedder.stats.texts, embedder.stats.late_spans, embedder.stats.span_passes
+
+
+def test_spans_are_pooled_from_the_texts_own_pass(embedder: OnnxEmbedder) -> None:
+    text = f"{TITLE}\n{TEXT}"
+    second = (text.index("It weighs"), text.index("tall.") + len("tall."))
+    texts_before = embedder.stats.texts
+    vectors, spans = embedder.embed_spans([text], [[second]])
+    assert embedder.stats.texts - texts_before == 1
+    np.testing.assert_allclose(vectors[0], embedder.embed_documents([text])[0], atol=1e-5)
+    assert spans[0].shape == (1, embedder.dim)
+    assert np.linalg.norm(spans[0][0]) == pytest.approx(1.0, abs=1e-5)
+    alone = embedder.embed_query(text[slice(*second)])
+    # The sentence read in context is still close to itself alone, and closer to its subject than alone.
+    assert float(spans[0][0] @ alone) > 0.6
+    subject = embedder.embed_query("How heavy is the Rosetta Stone?")
+    assert float(spans[0][0] @ subject) > float(alone @ subject)
+
+
+def test_a_span_past_the_window_gets_its_own_pass(embedder: OnnxEmbedder) -> None:
+    filler = " ".join(["granite"] * 300)
+    tail = "The stele now stands in the British Museum."
+    text = f"{TEXT} {filler} {tail}"
+    head, last = (0, TEXT.index("1799") + 4), (text.index(tail), len(text))
+    texts, late, passes = _counts(embedder)
+    _, spans = embedder.embed_spans([text], [[head, last]])
+    assert _counts(embedder) == (texts + 2, late + 1, passes + 1)
+    np.testing.assert_allclose(spans[0][1], embedder.embed_query(tail), atol=1e-5)
+    assert float(spans[0][0] @ embedder.embed_query(text[slice(*head)])) < 0.999
+
+
+def test_span_lists_must_match_texts(embedder: OnnxEmbedder) -> None:
+    with pytest.raises(ValueError, match="2 texts but 1 span lists"):
+        embedder.embed_spans(["a", "b"], [[(0, 1)]])
+
+
+@pytest.mark.parametrize("mode", ["late", "separate"])
+def test_ingest_embeds_sentences_per_setting(tmp_path: Path, embedder: OnnxEmbedder, mode: str) -> None:
+    index = _index(tmp_path, embedder, sentence_vectors=mode)
+    texts, late, passes = _counts(embedder)
+    index.ingest_documents([Document(doc_id="stone", title=TITLE, text=TEXT, source="test")])
+    counts = _counts(embedder)
+    stored = _stored_sentences(index)
+    assert len(stored) == 3
+    separate = embedder.embed_documents(list(stored))
+    closeness = [float(stored[t] @ v) for t, v in zip(stored, separate, strict=True)]
+    if mode == "late":
+        assert counts == (texts + 1, late + 3, passes)
+        assert all(0.6 < c < 0.999 for c in closeness)
+    else:
+        assert counts == (texts + 4, late, passes)
+        assert closeness == pytest.approx([1.0] * 3, abs=1e-5)
+
+
+def test_sentences_of_a_chunk_over_the_window_are_embedded_alone(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    """A chunk longer than the model's window is embedded truncated; its sentences past the window are not
+    pooled from states the model never computed but get their own pass."""
+    sentences = [f"Fact number {n} about the stele concerns its carving and its history." for n in range(40)]
+    text = " ".join(sentences)
+    assert embedder.count_tokens([text])[0] == 256
+    config = ChunkingConfig(chunk_tokens=4000, overlap_tokens=0)
+    index = _index(tmp_path, embedder, sentence_vectors="late", chunking=config)
+    texts, late, passes = _counts(embedder)
+    index.ingest_documents([Document(doc_id="stone", title=TITLE, text=text, source="test")])
+    _, late_after, passes_after = _counts(embedder)
+    assert index.stats()["chunks"] == 1
+    assert passes_after - passes > 0 and late_after - late > 0
+    assert (late_after - late) + (passes_after - passes) == 40
+    stored = _stored_sentences(index)
+    last = sentences[-1]
+    np.testing.assert_allclose(stored[last], embedder.embed_query(last), atol=1e-5)
+    assert float(stored[sentences[0]] @ embedder.embed_query(sentences[0])) < 0.999
+
+
+def test_openai_backend_keeps_embedding_sentences_separately(tmp_path: Path) -> None:
+    with ScriptedServer(_embeddings_endpoint) as server:
+        remote = OpenAIEmbedder(EmbeddingConfig(backend="openai", model=FAKE_MODEL, base_url=server.url))
+        assert not isinstance(remote, SpanEmbedder)
+        index = _index(tmp_path, remote, sentence_vectors="late")
+        index.ingest_documents([Document(doc_id="stone", title=TITLE, text=TEXT, source="test")])
+        sent = [text for r in server.requests for text in r["json"]["input"]]
+    stored = _stored_sentences(index)
+    assert set(stored) <= set(sent)
+    assert len(stored) == 3

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
-import numpy as np
-
 from retrieval.errors import LoaderError
 
-if TYPE_CHECKING:
-    from retrieval.store import Record  # only named in annotations: listing profiles needs no Chroma
+if TYPE_CHECKING:  # only named in annotations: listing profiles needs neither Chroma nor numpy
+    import numpy as np
+
+    from retrieval.store import Record
 
 
 class Passage(TypedDict):

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retrieval.lexical import LexicalIndex
-from retrieval.links import TitleIndex
-
 if TYPE_CHECKING:
+    from retrieval.lexical import LexicalIndex
+    from retrieval.links import TitleIndex
     from retrieval.store import ChromaStore
 
 SIDE_FOLDER = "bm25"
@@ -72,6 +71,9 @@ class SideIndexCache:
         if self._side is not None and self._side.fingerprint == on_disk:
             return self._side
         if on_disk and on_disk == self._fingerprint() and (self._folder / "titles.json").exists():
+            from retrieval.lexical import LexicalIndex  # the marker alone is read where BM25 is not needed
+            from retrieval.links import TitleIndex
+
             self._side = SideIndexes(
                 fingerprint=on_disk,
                 chunks=LexicalIndex.load(self._folder / "chunks"),
@@ -84,6 +86,9 @@ class SideIndexCache:
     def rebuild(self) -> SideIndexes:
         """Rebuild the side indexes from the store: BM25 over chunks (with title and section) and over
         whole documents, and the documents' titles."""
+        from retrieval.lexical import LexicalIndex
+        from retrieval.links import TitleIndex
+
         doc_rows = list(self._store.iterate("documents"))
         profiled = {r.id for r in doc_rows}
         chunk_rows = [r for r in self._store.iterate("chunks") if r.metadata.get("doc_id") in profiled]

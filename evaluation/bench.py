@@ -12,11 +12,11 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from agents import Agent, ConfigError, Index, Settings, Step
 from evaluation.datasets import Dataset, list_doc_files, load_dataset
 from evaluation.metrics import percentile
 from evaluation.runner import without
-from retrieval.embeddings import Embedder, EmbedStats, make_embedder
+from retrieval.embeddings import Embedder, EmbedStats, SpanEmbedder, Spans, SpanVectors, make_embedder
 from retrieval.errors import LoaderError
 from retrieval.ids import unit_id
 from retrieval.loaders import load_file
@@ -38,6 +38,7 @@ TOPIC_WORDS = 12
 TOPIC_SHARE = 0.5
 VOCABULARY_SIZE = 5000
 UPSERT_CHUNKS = 5000
+T = TypeVar("T")
 SEARCH_STEPS = (Step.EXPAND, Step.ROUTE, Step.RETRIEVE)
 SYNTHETIC_VECTORS = (
     "synthetic, not embedded: each document has a random Gaussian topic vector; chunk vectors are the topic "
@@ -56,7 +57,11 @@ SYNTHETIC_TEXT = (
 
 
 class RecordingEmbedder:
-    """An Embedder that passes every request on to another one and keeps the texts of each request."""
+    """An Embedder that passes every request on to another one and keeps the texts of each request.
+
+    It pools spans (``embed_spans``, late sentence vectors) whenever the wrapped model can, so the index
+    embeds through it exactly as it would through the model itself.
+    """
 
     def __init__(self, inner: Embedder) -> None:
         self._inner = inner
@@ -64,18 +69,37 @@ class RecordingEmbedder:
         self.dim = inner.dim
         self.stats = EmbedStats()
         self.requests: list[list[str]] = []
+        self.span_requests: list[tuple[list[str], list[list[tuple[int, int]]]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "embed_spans" and isinstance(self._inner, SpanEmbedder):
+            return self._embed_spans
+        raise AttributeError(name)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed with the wrapped model, recording the texts and the word pieces it read."""
         self.requests.append(list(texts))
+        return self._timed(len(texts), lambda: self._inner.embed_documents(texts))
+
+    def _embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> SpanVectors:
+        assert isinstance(self._inner, SpanEmbedder)
+        inner = self._inner
+        self.span_requests.append((list(texts), [list(row) for row in spans]))
+        passes_before = inner.stats.span_passes
+        result: SpanVectors = self._timed(len(texts), lambda: inner.embed_spans(texts, spans))
+        self.stats.late_spans += sum(len(row) for row in spans) - (inner.stats.span_passes - passes_before)
+        self.stats.span_passes += inner.stats.span_passes - passes_before
+        return result
+
+    def _timed(self, count: int, embed: Callable[[], T]) -> T:
         tokens_before = self._inner.stats.tokens
         started = time.perf_counter()
-        vectors = self._inner.embed_documents(texts)
-        if texts:
+        result = embed()
+        if count:
             tokens = self._inner.stats.tokens - tokens_before
-            self.stats.record(texts=len(texts), tokens=tokens, seconds=time.perf_counter() - started)
+            self.stats.record(texts=count, tokens=tokens, seconds=time.perf_counter() - started)
         self.dim = self._inner.dim
-        return vectors
+        return result
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query's vector from the wrapped model (recorded like any other request)."""
@@ -96,10 +120,8 @@ def run_ingest_bench(
         started = time.perf_counter()
         report = index.ingest_documents(itertools.islice(dataset_documents(dataset), max_docs))
         ingest_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for request in recorder.requests:
-        raw.embed_documents(request)
-    raw_seconds = time.perf_counter() - started
+    raw_seconds = _replay(raw, recorder)
+    chunks_only = _chunks_only_seconds(raw, recorder)
     documents = len(report.added) + len(report.replaced)
     ingest_rate = _rate(recorder.stats.tokens, ingest_seconds)
     raw_rate = _rate(raw.stats.tokens, raw_seconds)
@@ -123,11 +145,41 @@ def run_ingest_bench(
         "raw_tokens": raw.stats.tokens,
         "raw_tokens_per_s": raw_rate,
         "ratio": ingest_rate / raw_rate if raw_rate else 0.0,
+        "sentence_vectors": "late" if recorder.span_requests else "separate",
+        "late_sentences": recorder.stats.late_spans,
+        "sentence_passes": recorder.stats.span_passes,
+        "chunks_only_seconds": chunks_only,
+        "ingest_over_chunks_only": ingest_seconds / chunks_only if chunks_only else None,
         "peak_rss_mb": peak_rss_mb(),
     }
     if show:
         print(format_ingest_table(result))
     return result
+
+
+def _replay(raw: Embedder, recorder: RecordingEmbedder) -> float:
+    """Seconds the bare model takes for every request the ingestion made."""
+    started = time.perf_counter()
+    for request in recorder.requests:
+        raw.embed_documents(request)
+    if isinstance(raw, SpanEmbedder):
+        for texts, spans in recorder.span_requests:
+            raw.embed_spans(texts, spans)
+    return time.perf_counter() - started
+
+
+def _chunks_only_seconds(raw: Embedder, recorder: RecordingEmbedder) -> float | None:
+    """Seconds the bare model takes for the chunks alone (known when sentences were pooled from them)."""
+    if not recorder.span_requests:
+        return None
+    stats = raw.stats
+    raw.stats = EmbedStats()
+    started = time.perf_counter()
+    for texts, _ in recorder.span_requests:
+        raw.embed_documents(texts)
+    seconds = time.perf_counter() - started
+    raw.stats = stats
+    return seconds
 
 
 def dataset_documents(dataset: Dataset) -> Iterator[Document]:
@@ -161,6 +213,12 @@ def format_ingest_table(result: dict[str, Any]) -> str:
         ("ingest tokens/s", f"{result['ingest_tokens_per_s']:.0f} ({result['ingest_tokens']} word pieces)"),
         ("raw embedder tokens/s", f"{result['raw_tokens_per_s']:.0f} ({result['raw_tokens']} word pieces)"),
         ("ingest / raw", f"{result['ratio']:.2f}"),
+        (
+            "sentence vectors (pooled / own pass)",
+            f"{result['sentence_vectors']} ({result['late_sentences']} / {result['sentence_passes']})",
+        ),
+        ("chunks-only raw model seconds", _optional(result["chunks_only_seconds"], "{:.1f}")),
+        ("ingest / chunks-only", _optional(result["ingest_over_chunks_only"], "{:.2f}")),
         ("peak memory MB", f"{result['peak_rss_mb']:.0f}"),
     ]
     return _table(("ingestion", ""), rows)
@@ -456,6 +514,10 @@ def peak_rss_mb() -> float:
     """The process's peak resident memory so far, in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _optional(value: float | None, form: str) -> str:
+    return "n/a (sentences embedded separately)" if value is None else form.format(value)
 
 
 def _rate(amount: float, seconds: float) -> float:

@@ -120,3 +120,31 @@ def test_openai_backend_keeps_embedding_sentences_separately(tmp_path: Path) -> 
     stored = _stored_sentences(index)
     assert set(stored) <= set(sent)
     assert len(stored) == 3
+
+
+@pytest.mark.parametrize("mode", ["late", "separate"])
+def test_ingest_bench_reports_the_chunks_only_model_time(
+    tmp_path: Path, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agents import load_settings
+    from evaluation.bench import run_ingest_bench
+    from tests.evaluation.test_runner import write_dataset
+
+    overrides = {"home": str(tmp_path / "home"), "index": {"sentence_vectors": mode}}
+    settings = load_settings(overrides, environ={})
+    result = run_ingest_bench(write_dataset(tmp_path / "tiny"), settings=settings)
+    assert result["sentence_vectors"] == mode
+    assert result["ingest_tokens"] == result["raw_tokens"] > 0
+    printed = capsys.readouterr().out
+    if mode == "late":
+        assert result["late_sentences"] + result["sentence_passes"] == result["sentences"] > 0
+        assert result["chunks_only_seconds"] > 0
+        assert result["ingest_over_chunks_only"] == pytest.approx(
+            result["ingest_seconds"] / result["chunks_only_seconds"]
+        )
+        assert f"{result['ingest_over_chunks_only']:.2f}" in printed
+        assert result["texts_embedded"] == result["chunks"] + result["sentence_passes"]
+    else:
+        assert result["chunks_only_seconds"] is None and result["late_sentences"] == 0
+        assert result["texts_embedded"] == result["chunks"] + result["sentences"]
+        assert "n/a (sentences embedded separately)" in printed

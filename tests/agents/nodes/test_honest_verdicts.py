@@ -220,3 +220,28 @@ def test_demo_questions_off_the_corpus_are_declined_and_the_others_answered(tmp_
     assert sum(not declined[q] for q in answerable) / len(answerable) >= 0.9
     assert sum(declined[q] for q in off_corpus) / len(off_corpus) >= 0.75
     assert cast(bool, declined["How much does the Hubble telescope weigh?"])
+
+
+@pytest.mark.parametrize(
+    ("question", "title", "sibling"),
+    [
+        ("When was the Hubble Space Telescope launched?", "The James Webb Space Telescope", True),
+        ("How much does the Hubble telescope weigh?", "The James Webb Space Telescope", True),
+        ("When was the James Webb Space Telescope launched?", "The James Webb Space Telescope", False),
+        ("In what year was the South African Schools Act passed?", "Private school", False),
+        ("What did Newcastle University win in 2000?", "Newcastle upon Tyne", False),
+    ],
+)
+def test_a_question_naming_a_sibling_of_the_titles_subject_is_told(
+    question: str, title: str, sibling: bool
+) -> None:
+    relevance = judge_relevance(
+        question,
+        "It was launched in 2000 and won the prize.",
+        context=title,
+        meaning=0.7,
+        passage=MIRROR,
+        title=title,
+    )
+    assert bool(relevance.other_subject) is sibling
+    assert sibling is ("the question asks about Hubble" in relevance.why_not)

@@ -27,6 +27,7 @@ from agents.state import AgentState, AnswerSentence, Passage
 from agents.steps import Step
 from prompts import NO_ANSWER, render
 from prompts.phrases import FIRST_ATTEMPT
+from retrieval.embeddings import SpanEmbedder
 from retrieval.index import SentenceVector
 from retrieval.textutil import words
 
@@ -174,7 +175,7 @@ def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> lis
     if not sentences:
         return []
     vector = ctx.embed_query(question)
-    in_context = ctx.embed([f"{passage['title']}: {unit.text}" for _, passage, unit in sentences])
+    in_context = _titled_vectors([(passage, unit) for _, passage, unit in sentences], ctx)
     asked = key_terms(question)
     candidates = []
     for (number, passage, unit), contextual in zip(sentences, in_context, strict=True):
@@ -191,6 +192,17 @@ def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> lis
             )
         )
     return candidates
+
+
+def _titled_vectors(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) -> np.ndarray:
+    """Each sentence read under its document's title. A late sentence vector (``index.sentence_vectors``)
+    was pooled from its chunk's pass, whose text opens with the title, so it is that reading already and
+    is reused; other sentences are embedded again as "title: sentence"."""
+    index = ctx.settings.index
+    late = index.embed_sentences and index.sentence_vectors == "late"
+    if late and isinstance(ctx.index.embedder, SpanEmbedder):
+        return np.stack([unit.vector for _, unit in sentences])
+    return ctx.embed([f"{passage['title']}: {unit.text}" for passage, unit in sentences])
 
 
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:

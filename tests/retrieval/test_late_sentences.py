@@ -148,3 +148,34 @@ def test_ingest_bench_reports_the_chunks_only_model_time(
         assert result["chunks_only_seconds"] is None and result["late_sentences"] == 0
         assert result["texts_embedded"] == result["chunks"] + result["sentences"]
         assert "n/a (sentences embedded separately)" in printed
+
+
+@pytest.mark.parametrize(("mode", "embedded"), [("late", 1), ("separate", 4)])
+def test_offline_answer_reuses_late_vectors_as_the_titled_reading(
+    tmp_path: Path, embedder: OnnxEmbedder, mode: str, embedded: int
+) -> None:
+    """A late sentence vector was pooled under its title, so the answer does not embed "title: sentence"
+    again for each question (only the question itself); separate vectors still get the titled pass."""
+    from langgraph.runtime import Runtime
+
+    from agents.context import CallBudget, RunContext
+    from agents.llm import UsageLedger
+    from agents.nodes.answer import answer_question
+    from agents.nodes.retrieve import passage_from_hit
+    from agents.settings import load_settings
+    from agents.state import AgentState
+
+    index = _index(tmp_path, embedder, sentence_vectors=mode)
+    index.ingest_documents([Document(doc_id="stone", title=TITLE, text=TEXT, source="test")])
+    question = "How much does the Rosetta Stone weigh?"
+    (hit,) = index.dense_chunks(embedder.embed_query(question), 1)
+    ranked = [passage_from_hit(hit, hit.score)]
+    settings = load_settings({"home": str(tmp_path), "index": {"sentence_vectors": mode}}, environ={})
+    ctx = RunContext(
+        settings=settings, index=index, llm=None, ledger=UsageLedger(), budget=CallBudget(limit=1)
+    )
+    before = embedder.stats.texts
+    state = AgentState(question=question, ranked=ranked, retrieved=ranked, attempts=0)
+    answered = answer_question(state, Runtime(context=ctx))
+    assert embedder.stats.texts - before == embedded
+    assert answered["sentences"][0]["text"].startswith("It weighs roughly 760 kilograms")

@@ -141,7 +141,9 @@ def _sibling_name(question: str, names: list[str], title: str) -> str:
     """The question's name for another thing of the kind ``title`` names, or "": the title is a name
     (capitalised words, its last one too) with words the question lacks, and the question has a name the
     title lacks closely followed by the title's last word ("the Hubble telescope" against "James Webb Space
-    Telescope"; not "South African Schools Act" against "Private school", which names no one thing)."""
+    Telescope"). Not "South African Schools Act" against "Private school", which names no one thing, nor
+    "Egyptian hieroglyphs on the Rosetta Stone" against "The Rosetta Stone and the Decipherment of
+    Hieroglyphs": the title words the question shares must all be in the name's phrase."""
     title_words = [w for w in _NAME.findall(title) if w.lower() not in STOPWORDS and not w[0].isdigit()]
     capitalised = [w for w in title_words if w[0].isupper()]
     own_names = [w for w in capitalised if not _mentions(question, w)]
@@ -149,10 +151,12 @@ def _sibling_name(question: str, names: list[str], title: str) -> str:
         return ""
     head = re.escape(title_words[-1])
     between = rf"(?:\s+[\w-]+){{0,{_NAME_TO_HEAD_WORDS}}}?"
+    shared = [w for w in capitalised if w not in own_names]
     for name in names:
         if _mentions(title, name):
             continue
-        if re.search(rf"(?<!\w){re.escape(name)}(?:'s)?{between}\s+{head}s?(?!\w)", question, re.IGNORECASE):
+        found = re.search(rf"(?<!\w){re.escape(name)}(?:'s)?{between}\s+{head}s?(?!\w)", question, re.I)
+        if found and all(_mentions(found.group(), w) for w in shared):
             return name
     return ""
 

@@ -230,6 +230,11 @@ def test_demo_questions_off_the_corpus_are_declined_and_the_others_answered(tmp_
         ("When was the James Webb Space Telescope launched?", "The James Webb Space Telescope", False),
         ("In what year was the South African Schools Act passed?", "Private school", False),
         ("What did Newcastle University win in 2000?", "Newcastle upon Tyne", False),
+        (
+            "Who deciphered the Egyptian hieroglyphs on the Rosetta Stone?",
+            "The Rosetta Stone and the Decipherment of Hieroglyphs",
+            False,
+        ),
     ],
 )
 def test_a_question_naming_a_sibling_of_the_titles_subject_is_told(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from evaluation.datasets import Query, load_dataset
 from evaluation.metrics import answered_share, declined_share
@@ -20,7 +21,7 @@ def outcome(query: Query, text: str, *, declined: bool = False, error: str | Non
 def test_unanswerable_queries_are_read_from_metadata_type(tmp_path: Path) -> None:
     (tmp_path / "qrels").mkdir()
     (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "x"}) + "\n")
-    lines = [
+    lines: list[dict[str, Any]] = [
         {"_id": "a", "text": "Q?", "answers": ["x"], "metadata": {"type": "narrative"}},
         {"_id": "b", "text": "Q?", "answers": [], "metadata": {"type": "unanswerable"}},
         {"_id": "c", "text": "Q?", "answers": []},

@@ -249,7 +249,7 @@ def test_ablating_links_stops_both_following_them_and_the_chain_order(tmp_path: 
 
 
 def test_settings_in_results_leave_secrets_out(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, llm={"api_key": SecretStr("sk-very-secret")})  # type: ignore[arg-type]
+    settings = Settings(home=tmp_path, llm={"api_key": SecretStr("sk-very-secret")})  # type: ignore[call-arg,arg-type]
     dumped = public_settings(settings)
     assert "sk-very-secret" not in json.dumps(dumped)
     assert "api_key" not in dumped["llm"]

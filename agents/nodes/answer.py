@@ -39,6 +39,8 @@ MIN_QUOTE_WORDS = 4
 NEAR_DUPLICATE = 0.92
 # A quoted sentence must also score this share of the best one, so a strong match does not drag in filler.
 RELATIVE_FLOOR = 0.9
+# A multi-hop question names its bridge, whose passage the chain order puts right behind the first.
+NAMED_IN_TOP = 2
 _CLOSERS = "\"'”’»)]"
 
 
@@ -208,12 +210,13 @@ def _titled_vectors(sentences: list[tuple[Passage, SentenceVector]], ctx: RunCon
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:
     """How well the quoted sentences, read with their documents' titles and sections, answer the question."""
     passages = [ranked[number - 1] for number in dict.fromkeys(c.number for c in chosen)]
+    named_in = passages + [p for p in ranked[:NAMED_IN_TOP] if p not in passages]
     return judge_relevance(
         question,
         " ".join(c.unit.text for c in chosen),
         context=" ".join(f"{p['title']} {p['section']}" for p in passages),
         meaning=max(c.meaning for c in chosen),
-        passage=" ".join(p["text"] for p in passages),
+        passage=" ".join(f"{p['title']} {p['text']}" for p in named_in),
         title=passages[0]["title"],
     )
 

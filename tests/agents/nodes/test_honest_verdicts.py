@@ -250,3 +250,26 @@ def test_a_question_naming_a_sibling_of_the_titles_subject_is_told(
     )
     assert bool(relevance.other_subject) is sibling
     assert sibling is ("the question asks about Hubble" in relevance.why_not)
+
+
+def test_a_bridge_name_in_the_second_passage_keeps_a_multi_hop_answer() -> None:
+    import numpy as np
+
+    from agents.nodes.answer import _Candidate, _relevance_of
+    from retrieval.index import SentenceVector
+
+    def passage(number: int, title: str, text: str) -> Passage:
+        return cast(
+            Passage,
+            {"chunk_id": f"d{number}#c0", "doc_id": f"d{number}", "title": title, "text": text,
+             "start": 0, "end": len(text), "section": "", "page": None, "score": 1.0},
+        )
+
+    first = passage(1, "Scott Derrickson", "Scott Derrickson is an American director. He directed Sinister.")
+    bridge = passage(2, "Ed Wood", "Edward Davis Wood Jr. was an American filmmaker, actor and writer.")
+    quote = SentenceVector("d1#s0", "d1", "Scott Derrickson is an American director.", 0, 41, np.zeros(3))
+    chosen = [_Candidate(number=1, unit=quote, score=0.6, meaning=0.6)]
+    question = "Which director, Scott Derrickson or Edward Davis Wood, made more films?"
+
+    assert _relevance_of(question, chosen, [first, bridge]).answers
+    assert not _relevance_of(question, chosen, [first]).answers

@@ -7,7 +7,6 @@ The servers are real: a socket on 127.0.0.1 that accepts and never answers, a cl
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +22,8 @@ from retrieval.config import IndexConfig
 from retrieval.errors import RetrievalError
 from retrieval.index import Index
 from retrieval.store import ChromaStore
-from tests.retrieval.test_index import FIXTURES, _free_port
+from tests.retrieval.conftest import free_port
+from tests.retrieval.test_index import FIXTURES
 
 TIMEOUT_S = 1.0
 CLI = [sys.executable, "-c", "from agents.cli import main; main()"]
@@ -73,7 +73,7 @@ def test_a_frozen_server_times_out_with_one_clear_line(tmp_path, frozen_port):
 
 @pytest.mark.timeout(60)
 def test_a_closed_port_says_the_server_cannot_be_reached(tmp_path):
-    port = _free_port()
+    port = free_port()
     with pytest.raises(RetrievalError, match=rf"http://127\.0\.0\.1:{port} cannot be reached .*`chroma run`"):
         ChromaStore(server_config(tmp_path, port))
 
@@ -93,32 +93,6 @@ def test_the_cli_reports_a_frozen_server_in_one_line(tmp_path, frozen_port):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{frozen_port} did not answer within 1s" in lines[0]
-
-
-@pytest.fixture
-def chroma_process(tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A real `chroma run` on a free port of 127.0.0.1, and its process."""
-    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    port = _free_port()
-    process = subprocess.Popen(
-        [chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("chroma run did not start within 60 s")
-    yield process, port
-    process.send_signal(signal.SIGCONT)
-    process.terminate()
-    process.wait(timeout=20)
 
 
 @pytest.mark.timeout(180)

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 UnitKind = Literal["section", "chunk", "sentence"]
+UnitRole = Literal["sentence", "row"]
+"""What a finest-grain unit is: a sentence of prose, or a table row or form line ("Pilot age: 52")."""
 
 
 @dataclass(frozen=True)
 class Span:
-    """A labelled stretch of a document's text: a heading's section or a PDF page."""
+    """A labelled stretch of a document's text: a heading's section, a PDF page, or a table row (whose
+    label is its table's column headers, empty when the table has none or they could not be read)."""
 
     start: int
     end: int
@@ -33,6 +36,10 @@ class Document:
     source: str
     sections: list[Span] = field(default_factory=list)
     pages: list[Span] = field(default_factory=list)
+    rows: list[Span] = field(default_factory=list)
+    """Table rows and form lines: each becomes one finest-grain unit, quoted and cited like a sentence."""
+    notes: list[str] = field(default_factory=list)
+    """What the loader could not read but did not stop for, for the ingest report: "page 3 has no text layer"."""
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -62,6 +69,9 @@ class Unit:
     page: int | None = None
     parent_id: str | None = None
     ordinal: int = 0
+    role: UnitRole = "sentence"
+    headers: tuple[str, ...] = ()
+    """A row's column headers, as its table gives them."""
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,17 @@
 
 Sections come from the loader (headings, or PDF pages), sentences from a rule-based splitter run inside each
 section, and chunks pack whole sentences of one section up to a token budget, with a sentence-aligned
-overlap. A sentence longer than the budget is cut into token windows, so every unit fits.
+overlap. A sentence longer than the budget is cut into token windows, so every unit fits. The loader's rows
+(table rows, form lines) are sentence-grain units of their own: the splitter cuts at their edges and never
+inside them, and chunks pack them like sentences.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate, pairwise
 
 from retrieval.config import ChunkingConfig
@@ -103,13 +106,16 @@ def chunk_document(doc: Document, config: ChunkingConfig) -> ChunkedDocument:
     sections: list[Unit] = []
     chunks: list[Unit] = []
     sentences: list[Unit] = []
+    rows = _row_spans(doc)
     for span in _section_spans(doc):
         page = span.page if span.page is not None else doc.page_at(span.start)
         section = _unit(doc, "section", len(sections), (span.start, span.end), path=span.label, page=page)
         sections.append(section)
-        sentence_spans, chunk_spans = _cut_section(doc.text, span.start, span.end, config)
+        inside = [row for row in rows if span.start <= row.start and row.end <= span.end]
+        sentence_spans, chunk_spans = _cut_section(doc.text, span.start, span.end, config, rows=inside)
         sentences += [
-            _child(doc, "sentence", len(sentences) + i, s, section) for i, s in enumerate(sentence_spans)
+            _as_row(_child(doc, "sentence", len(sentences) + i, s, section), inside)
+            for i, s in enumerate(sentence_spans)
         ]
         chunks += [_child(doc, "chunk", len(chunks) + i, c, section) for i, c in enumerate(chunk_spans)]
     return ChunkedDocument(document=doc, sections=sections, chunks=chunks, sentences=sentences)
@@ -132,6 +138,40 @@ def _section_spans(doc: Document) -> list[Span]:
         spans.append(Span(cursor, length))
     trimmed = ((_trim(doc.text, span.start, span.end), span) for span in spans)
     return [Span(start, end, span.label, span.page) for (start, end), span in trimmed if start < end]
+
+
+def _row_spans(doc: Document) -> list[Span]:
+    """The document's rows trimmed, non-blank, disjoint and in text order; a row overlapping an earlier
+    one keeps only what follows it."""
+    rows: list[Span] = []
+    cursor = 0
+    for declared in sorted(doc.rows, key=lambda span: (span.start, span.end)):
+        start, end = _trim(doc.text, max(declared.start, cursor), min(declared.end, len(doc.text)))
+        if start < end:
+            rows.append(Span(start, end, declared.label, declared.page))
+            cursor = end
+    return rows
+
+
+def _split_around_rows(text: str, start: int, end: int, rows: list[Span]) -> list[_Offsets]:
+    """Sentence spans of text[start:end] where each row is one span and no sentence crosses a row's edge."""
+    if not rows:
+        return split_sentences(text, start, end)
+    spans: list[_Offsets] = []
+    cursor = start
+    for row in rows:
+        spans += split_sentences(text, cursor, row.start)
+        spans.append((row.start, row.end))
+        cursor = row.end
+    return spans + split_sentences(text, cursor, end)
+
+
+def _as_row(unit: Unit, rows: list[Span]) -> Unit:
+    """The unit marked as a row, with its headers, when it lies inside one of ``rows`` (sorted, disjoint)."""
+    at = bisect_right([row.start for row in rows], unit.start) - 1
+    if at < 0 or unit.end > rows[at].end:
+        return unit
+    return replace(unit, role="row", headers=rows[at].label)
 
 
 def _unit(
@@ -173,10 +213,10 @@ def _child(doc: Document, kind: UnitKind, ordinal: int, span: _Offsets, section:
 
 
 def _cut_section(
-    text: str, start: int, end: int, config: ChunkingConfig
+    text: str, start: int, end: int, config: ChunkingConfig, *, rows: list[Span]
 ) -> tuple[list[_Offsets], list[_Offsets]]:
-    """Sentence spans and chunk spans of one section."""
-    sentence_spans = split_sentences(text, start, end)
+    """Sentence spans (rows among them) and chunk spans of one section."""
+    sentence_spans = _split_around_rows(text, start, end, rows)
     if _fits_one_chunk(text, (start, end), config.chunk_tokens):
         return sentence_spans, [(start, end)]
     sentences: list[_Offsets] = []

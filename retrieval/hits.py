@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from retrieval.errors import LoaderError
+from retrieval.models import UnitRole
 
 if TYPE_CHECKING:  # only named in annotations: listing profiles needs neither Chroma nor numpy
     import numpy as np
@@ -93,7 +95,7 @@ def hit_from_passage(passage: Passage) -> ChunkHit:
 
 @dataclass(frozen=True)
 class SentenceVector:
-    """A stored sentence with its embedding."""
+    """A stored sentence or row (a table row, a form line) with its embedding."""
 
     sentence_id: str
     doc_id: str
@@ -101,15 +103,37 @@ class SentenceVector:
     start: int
     end: int
     vector: np.ndarray
+    role: UnitRole = "sentence"
+    headers: tuple[str, ...] = ()
+    """A row's column headers; empty for a sentence."""
 
     @classmethod
     def from_record(cls, record: Record) -> SentenceVector:
-        """Rebuild a sentence from a stored one read with its vector."""
+        """Rebuild a sentence from a stored one read with its vector; a record without a role (stored
+        before rows existed) is a sentence."""
         meta = record.metadata
         assert record.vector is not None
+        is_row = meta.get("role") == "row"
         return cls(
-            record.id, str(meta["doc_id"]), record.text, int(meta["start"]), int(meta["end"]), record.vector
+            record.id,
+            str(meta["doc_id"]),
+            record.text,
+            int(meta["start"]),
+            int(meta["end"]),
+            record.vector,
+            role="row" if is_row else "sentence",
+            headers=tuple(json.loads(str(meta.get("headers", "[]")))) if is_row else (),
         )
+
+    @property
+    def reading(self) -> str:
+        """The unit as a reader should see it: a row after its headers ("Total net sales | … | $81,797")."""
+        return unit_reading(self.text, self.headers)
+
+
+def unit_reading(text: str, headers: tuple[str, ...]) -> str:
+    """A unit's text after its headers, if any, joined by " | ": how a row is embedded, quoted and shown."""
+    return " | ".join((*headers, text)) if headers else text
 
 
 @dataclass(frozen=True)

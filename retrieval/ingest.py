@@ -22,7 +22,7 @@ from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, SpanEmbedder
 from retrieval.errors import IndexBusyError, LoaderError
-from retrieval.hits import IngestReport
+from retrieval.hits import IngestReport, unit_reading
 from retrieval.journal import JOURNAL_FILE, Journal
 from retrieval.loaders import corpus_document_id, iter_files, load_file, resolved_location
 from retrieval.models import ChunkedDocument, Document, Span, Unit
@@ -266,7 +266,7 @@ class Ingester:
             return embedder.embed_documents(chunk_texts), None
         if self.config.sentence_vectors == "late" and isinstance(embedder, SpanEmbedder):
             return _late_vectors(embedder, batch, chunk_texts)
-        sentence_texts = [u.text for c in batch for u in c.sentences]
+        sentence_texts = [unit_reading(u.text, u.headers) for c in batch for u in c.sentences]
         vectors = embedder.embed_documents(chunk_texts + sentence_texts)
         return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
 
@@ -331,7 +331,8 @@ def _late_vectors(
     """Chunk vectors, and sentence vectors pooled from the pass of the first chunk holding each sentence.
 
     A sentence inside no chunk is embedded alone, as is one whose word pieces fall past the model's window
-    in its chunk (the embedder's ``stats.span_passes`` counts both).
+    in its chunk (the embedder's ``stats.span_passes`` counts both), and a row with headers, which the
+    model reads after them.
     """
     spans: list[list[tuple[int, int]]] = [[] for _ in chunk_texts]
     places: list[tuple[int, int] | None] = []
@@ -340,7 +341,7 @@ def _late_vectors(
     for item in batch:
         for sentence, held in zip(item.sentences, _holding_chunks(item), strict=True):
             sentences.append(sentence)
-            if held is None:
+            if held is None or sentence.headers:
                 places.append(None)
                 continue
             position, chunk = first + held, item.chunks[held]
@@ -355,7 +356,9 @@ def _late_vectors(
             vectors[i] = span_vectors[place[0]][place[1]]
     orphans = [i for i, place in enumerate(places) if place is None]
     if orphans:
-        vectors[orphans] = embedder.embed_documents([sentences[i].text for i in orphans])
+        vectors[orphans] = embedder.embed_documents(
+            [unit_reading(sentences[i].text, sentences[i].headers) for i in orphans]
+        )
         embedder.stats.span_passes += len(orphans)
     return chunk_vectors, vectors
 
@@ -403,15 +406,21 @@ def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[Collec
         "sentences": len(item.sentences),
         "pages": len(doc.pages),
         "chars": len(doc.text),
-        "spans": json.dumps(
-            {
-                "sections": [[s.start, s.end, list(s.label), s.page] for s in doc.sections],
-                "pages": [[p.start, p.end, p.page] for p in doc.pages],
-            }
-        ),
+        "spans": json.dumps(_spans_of(doc)),
     }
     records["documents"] = [(doc.doc_id, doc.text, profile, row["profile"])]
     return records
+
+
+def _spans_of(doc: Document) -> dict[str, list[list[Any]]]:
+    """A document's sections, pages and (when it has any) rows, as its profile stores them."""
+    spans: dict[str, list[list[Any]]] = {
+        "sections": [[s.start, s.end, list(s.label), s.page] for s in doc.sections],
+        "pages": [[p.start, p.end, p.page] for p in doc.pages],
+    }
+    if doc.rows:
+        spans["rows"] = [[r.start, r.end, list(r.label), r.page] for r in doc.rows]
+    return spans
 
 
 def _unit_metadata(unit: Unit, base: Metadata) -> Metadata:
@@ -421,11 +430,14 @@ def _unit_metadata(unit: Unit, base: Metadata) -> Metadata:
         meta["page"] = unit.page
     if unit.parent_id is not None:
         meta["parent_id"] = unit.parent_id
+    if unit.role == "row":
+        meta["role"] = unit.role
+        meta["headers"] = json.dumps(list(unit.headers))
     return meta
 
 
 def stored_document(record: Record) -> Document:
-    """A stored document rebuilt from its profile record: full text, sections and pages."""
+    """A stored document rebuilt from its profile record: full text, sections, pages and rows."""
     meta = record.metadata
     spans = json.loads(str(meta.get("spans", '{"sections": [], "pages": []}')))
     return Document(
@@ -435,4 +447,5 @@ def stored_document(record: Record) -> Document:
         source=str(meta.get("source", "")),
         sections=[Span(s, e, tuple(label), page) for s, e, label, page in spans["sections"]],
         pages=[Span(s, e, (), page) for s, e, page in spans["pages"]],
+        rows=[Span(s, e, tuple(label), page) for s, e, label, page in spans.get("rows", [])],
     )

@@ -7,6 +7,7 @@ Every unit keeps character offsets into its document's text, so that
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,8 +45,12 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        """sha256 of title and text: what decides whether a re-ingest has anything to do."""
-        return hashlib.sha256(f"{self.title}\x00{self.text}".encode()).hexdigest()
+        """sha256 of title, text and rows (when there are any, so documents without rows keep their hash):
+        what decides whether a re-ingest has anything to do."""
+        content = f"{self.title}\x00{self.text}"
+        if self.rows:
+            content += "\x00" + json.dumps([[r.start, r.end, list(r.label)] for r in self.rows])
+        return hashlib.sha256(content.encode()).hexdigest()
 
     def page_at(self, offset: int) -> int | None:
         """The page number holding the character at ``offset``, if the document has pages."""

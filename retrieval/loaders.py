@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from retrieval.errors import LoaderError
 from retrieval.models import Document, Span
+from retrieval.tables import pipe_table_rows
+from retrieval.titles import choose_title, first_line_title, short_title
 
 # The parsers (bs4, python-docx, pypdfium2) are imported by the loaders that use them: listing or searching
 # the index should not pay for them.
 if TYPE_CHECKING:
-    import pypdfium2 as pdfium
     from bs4 import Tag
     from docx.document import Document as DocxDocument
     from docx.table import Table
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 _BYTES_PER_MB = 1024 * 1024
 _SNIFF_BYTES = 8192
-_TITLE_CHARS = 120
 _PARAGRAPH_BREAK = "\n\n"
 _LINE_BREAK = "\n"
 
@@ -192,10 +192,6 @@ def _require_text(path: Path, text: str) -> str:
     return text
 
 
-def _short_title(line: str) -> str:
-    return line.strip()[:_TITLE_CHARS].rstrip()
-
-
 def _heading_sections(headings: Sequence[_Heading], text_length: int) -> list[Span]:
     """Spans from each heading to the next one, labelled with the path of enclosing headings."""
     sections: list[Span] = []
@@ -219,7 +215,7 @@ def _heading_title(headings: Sequence[_Heading], *, top_level: int) -> str | Non
 def _load_txt(path: Path, data: bytes, doc_id: str) -> list[Document]:
     text = _require_text(path, _decode_text(path, data))
     first_line = next(line for line in text.splitlines() if line.strip())
-    return [Document(doc_id=doc_id, title=_short_title(first_line) or path.stem, text=text, source=str(path))]
+    return [Document(doc_id=doc_id, title=short_title(first_line) or path.stem, text=text, source=str(path))]
 
 
 _ATX_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*))?$")
@@ -256,18 +252,21 @@ def _markdown_headings(text: str) -> list[_Heading]:
 
 
 def _headed_document(
-    path: Path, doc_id: str, *, title: str, text: str, headings: Sequence[_Heading]
+    path: Path, doc_id: str, *, title: str, text: str, headings: Sequence[_Heading], rows: Sequence[Span] = ()
 ) -> Document:
     """A document whose sections run from each heading to the next."""
     sections = _heading_sections(headings, len(text))
-    return Document(doc_id=doc_id, title=title, text=text, source=str(path), sections=sections)
+    return Document(
+        doc_id=doc_id, title=title, text=text, source=str(path), sections=sections, rows=list(rows)
+    )
 
 
 def _load_markdown(path: Path, data: bytes, doc_id: str) -> list[Document]:
     text = _require_text(path, _decode_text(path, data))
     headings = _markdown_headings(text)
     title = _heading_title(headings, top_level=1) or path.stem
-    return [_headed_document(path, doc_id, title=title, text=text, headings=headings)]
+    rows = pipe_table_rows(text)
+    return [_headed_document(path, doc_id, title=title, text=text, headings=headings, rows=rows)]
 
 
 _HTML_DROPPED = frozenset(
@@ -348,9 +347,14 @@ class _HtmlText:
 
     def __init__(self) -> None:
         self.headings: list[_Heading] = []
+        self.rows: list[Span] = []
+        """One span per <tr>, labelled with its table's <th> header cells."""
         self._blocks: list[str] = []
+        self._starts: list[int] = []
         self._length = 0
         self._inline: list[str] = []
+        self._open_rows: list[tuple[int, int, tuple[str, ...]]] = []
+        self._headers: dict[int, tuple[str, ...]] = {}
 
     @property
     def text(self) -> str:
@@ -364,6 +368,7 @@ class _HtmlText:
         start = self._length
         if block:
             self._blocks.append(block)
+            self._starts.append(start)
             self._length += len(block)
         return start
 
@@ -383,6 +388,8 @@ class _HtmlText:
             node, closing = stack.pop()
             if closing:
                 self.flush()
+                if node.name == "tr":
+                    self._close_row()
             elif isinstance(node, NavigableString):
                 if not isinstance(node, PreformattedString):
                     self._inline.append(_WHITESPACE.sub(" ", str(node)))
@@ -402,7 +409,30 @@ class _HtmlText:
         if tag.name in _HTML_BLOCKS:
             self.flush()
             stack.append((tag, True))
+            if tag.name == "tr":
+                self._open_rows.append((len(self._blocks), len(self.rows), self._table_headers(tag)))
         stack.extend((child, False) for child in reversed(tag.contents))
+
+    def _close_row(self) -> None:
+        first_block, rows_before, headers = self._open_rows.pop()
+        # a row holding a table is no row: its own rows are
+        if first_block < len(self._blocks) and len(self.rows) == rows_before:
+            self.rows.append(Span(start=self._starts[first_block], end=self._length, label=headers))
+
+    def _table_headers(self, row: Tag) -> tuple[str, ...]:
+        """The <th> cells of the first header row of ``row``'s table."""
+        table = row.find_parent("table")
+        if table is None:
+            return ()
+        if id(table) not in self._headers:
+            header_rows = (
+                [_fold(" ".join(_visible_strings(cell))) for cell in tr.find_all("th", recursive=False)]
+                for tr in table.find_all("tr")
+                if tr.find_parent("table") is table
+            )
+            first = next((cells for cells in header_rows if cells), [])
+            self._headers[id(table)] = tuple(first)
+        return self._headers[id(table)]
 
     def _leaf_block(self, tag: Tag) -> None:
         if tag.name == "pre":
@@ -424,8 +454,9 @@ def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
     extracted.walk(soup.body or soup)
     text = _require_text(path, extracted.text)
     title_tag = soup.head.find("title") if soup.head else None  # not an inline <svg>'s <title>
-    title = _fold(title_tag.get_text()) if title_tag else ""
-    title = title or _heading_title(extracted.headings, top_level=1) or path.stem
+    metadata_title = _fold(title_tag.get_text()) if title_tag else ""
+    heading = _heading_title(extracted.headings, top_level=1)
+    title = choose_title([metadata_title, heading], fallback=path.stem)
     return [
         Document(
             doc_id=doc_id,
@@ -433,62 +464,15 @@ def _load_html(path: Path, data: bytes, doc_id: str) -> list[Document]:
             text=text,
             source=str(path),
             sections=_heading_sections(extracted.headings, len(text)),
+            rows=extracted.rows,
         )
     ]
-
-
-def _open_pdf(path: Path, data: bytes) -> pdfium.PdfDocument:
-    import pypdfium2 as pdfium
-
-    try:
-        return pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        if exc.err_code == pdfium.raw.FPDF_ERR_PASSWORD:
-            raise LoaderError(str(path), "encrypted PDF (password required)") from exc
-        raise LoaderError(str(path), f"corrupt or unreadable PDF ({str(exc).rstrip('.')})") from exc
-
-
-def _pdf_page_texts(path: Path, pdf: pdfium.PdfDocument) -> list[str]:
-    import pypdfium2 as pdfium
-
-    texts: list[str] = []
-    try:
-        for index in range(len(pdf)):
-            page = pdf[index]
-            textpage = page.get_textpage()
-            texts.append(textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n"))
-            textpage.close()
-            page.close()
-    except pdfium.PdfiumError as exc:
-        raise LoaderError(str(path), f"corrupt or unreadable PDF ({str(exc).rstrip('.')})") from exc
-    return texts
 
 
 def _load_pdf(path: Path, data: bytes, doc_id: str) -> list[Document]:
-    pdf = _open_pdf(path, data)
-    try:
-        page_texts = _pdf_page_texts(path, pdf)
-        metadata_title = _fold(pdf.get_metadata_dict(skip_empty=True).get("Title", ""))
-    finally:
-        pdf.close()
-    if not any(page.strip() for page in page_texts):
-        raise LoaderError(str(path), "PDF has no extractable text (scanned images? OCR is not supported)")
-    pages: list[Span] = []
-    offset = 0
-    for number, page_text in enumerate(page_texts, start=1):
-        pages.append(Span(start=offset, end=offset + len(page_text), label=(f"Page {number}",), page=number))
-        offset += len(page_text) + len(_PARAGRAPH_BREAK)
-    text = _PARAGRAPH_BREAK.join(page_texts)
-    return [
-        Document(
-            doc_id=doc_id,
-            title=_short_title(metadata_title) or path.stem,
-            text=text,
-            source=str(path),
-            sections=list(pages),
-            pages=pages,
-        )
-    ]
+    from retrieval.pdf import load_pdf
+
+    return load_pdf(path, data, doc_id)
 
 
 _DOCX_HEADING_STYLE = re.compile(r"heading\s*([1-9])$", re.IGNORECASE)
@@ -503,22 +487,28 @@ def _docx_heading_level(paragraph: Paragraph) -> int | None:
     return int(match[1]) if match else None
 
 
-def _docx_table_rows(table: Table) -> Iterator[str]:
+def _docx_table_rows(table: Table) -> Iterator[tuple[str, ...]]:
+    """Each row's non-empty cells."""
     for row in table.rows:
         cells = list(dict.fromkeys(row.cells))  # a merged cell repeats once per grid column it spans
-        line = " | ".join(_fold(cell.text) for cell in cells if cell.text.strip())
-        if line:
-            yield line
+        yield tuple(_fold(cell.text) for cell in cells if cell.text.strip())
 
 
-def _docx_blocks(document: DocxDocument) -> Iterator[tuple[str, int | None]]:
+# A block of a .docx: its text, its heading level (None for body text), and for a table row its table's
+# header cells (None for a paragraph).
+_DocxBlock = tuple[str, int | None, tuple[str, ...] | None]
+
+
+def _docx_blocks(document: DocxDocument) -> Iterator[_DocxBlock]:
     from docx.text.paragraph import Paragraph
 
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
-            yield item.text.strip(), _docx_heading_level(item)
-        else:
-            yield from ((row, None) for row in _docx_table_rows(item))
+            yield item.text.strip(), _docx_heading_level(item), None
+            continue
+        rows = [cells for cells in _docx_table_rows(item) if cells]
+        for index, cells in enumerate(rows):
+            yield " | ".join(cells), None, rows[0] if index else ()
 
 
 def _load_docx(path: Path, data: bytes, doc_id: str) -> list[Document]:
@@ -528,20 +518,24 @@ def _load_docx(path: Path, data: bytes, doc_id: str) -> list[Document]:
 
     try:
         document = docx.Document(io.BytesIO(data))
-        blocks = [(block, level) for block, level in _docx_blocks(document) if block]
+        blocks = [block for block in _docx_blocks(document) if block[0]]
         core_title = (document.core_properties.title or "").strip()
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError, etree.XMLSyntaxError) as exc:
         detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # str(KeyError) adds quotes
         raise LoaderError(str(path), f"corrupt .docx ({detail})") from exc
     headings: list[_Heading] = []
+    rows: list[Span] = []
     offset = 0
-    for block, level in blocks:
+    for block, level, headers in blocks:
         if level is not None:
             headings.append((level, block, offset))
+        if headers is not None:
+            rows.append(Span(start=offset, end=offset + len(block), label=headers))
         offset += len(block) + len(_PARAGRAPH_BREAK)
-    text = _require_text(path, _PARAGRAPH_BREAK.join(block for block, _ in blocks))
-    title = _short_title(core_title or _heading_title(headings, top_level=0) or "") or path.stem
-    return [_headed_document(path, doc_id, title=title, text=text, headings=headings)]
+    text = _require_text(path, _PARAGRAPH_BREAK.join(block for block, _, _ in blocks))
+    heading = _heading_title(headings, top_level=0)
+    title = choose_title([core_title, heading, first_line_title(text)], fallback=path.stem)
+    return [_headed_document(path, doc_id, title=title, text=text, headings=headings, rows=rows)]
 
 
 def _corpus_document(path: Path, line: str, number: int) -> Document:

@@ -173,6 +173,8 @@ def _print_report(report: IngestReport, *, as_json: bool) -> None:
     )
     for path, reason in report.failed:
         typer.secho(f"  failed {terminal_text(path)}: {terminal_text(reason)}", fg="red")
+    for path, note in report.notes:
+        typer.secho(f"  note: {terminal_text(path)}: {terminal_text(note)}", fg="yellow")
 
 
 @app.command()

@@ -178,6 +178,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    """(source, note) for what a loader read past: "page 3 has no text layer"."""
     chunks: int = 0
     sentences: int = 0
     seconds: float = 0.0
@@ -193,6 +195,7 @@ class IngestReport:
             "unchanged": self.unchanged,
             "replaced": self.replaced,
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "notes": [{"path": p, "note": n} for p, n in self.notes],
             "chunks": self.chunks,
             "sentences": self.sentences,
             "seconds": round(self.seconds, 3),

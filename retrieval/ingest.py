@@ -209,6 +209,7 @@ class Ingester:
                 yield position, None
                 continue
             seen.add(doc.doc_id)
+            report.notes.extend((doc.source, note) for note in doc.notes)
             old_hash = stored.get(doc.doc_id)
             if old_hash == doc.content_hash:
                 report.unchanged.append(doc.doc_id)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from retrieval.calibration import SignalWeights, cached_signal_weights
 from retrieval.catalog import describe, stored_counts, stored_profiles
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, make_embedder
@@ -44,6 +45,7 @@ class Index:
         config.home.mkdir(parents=True, exist_ok=True)
         self.side = SideIndexCache(self.store, config.home / SIDE_FOLDER)
         self._ingester = Ingester(config, self.store, self.side, embedder=lambda: self.embedder)
+        self._weights: tuple[str, SignalWeights] | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -68,16 +70,21 @@ class Index:
         progress: ProgressCallback | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Add new files, replace changed ones and skip unchanged ones (see :meth:`Ingester.ingest`)."""
-        return self._ingester.ingest(
+        """Add new files, replace changed ones and skip unchanged ones (see :meth:`Ingester.ingest`), then
+        estimate the corpus's signal weights, so the first question does not wait for them."""
+        report = self._ingester.ingest(
             paths, include=include, exclude=exclude, base=base, progress=progress, on_wait=on_wait
         )
+        self.signal_weights()
+        return report
 
     def ingest_documents(
         self, documents: Iterable[Document], *, on_wait: Callable[[str], None] | None = None
     ) -> IngestReport:
-        """Ingest documents that were loaded already (a corpus, a test fixture)."""
-        return self._ingester.ingest_documents(documents, on_wait=on_wait)
+        """Ingest documents that were loaded already (a corpus, a test fixture), then estimate the weights."""
+        report = self._ingester.ingest_documents(documents, on_wait=on_wait)
+        self.signal_weights()
+        return report
 
     def remove(self, doc_id: str) -> bool:
         """Delete a document from every collection and from BM25; False if it was not there."""
@@ -105,6 +112,14 @@ class Index:
         if not found:
             raise RetrievalError(f"no document {doc_id!r} in the index (see `multigrain docs`)")
         return stored_document(found[0])
+
+    def signal_weights(self) -> SignalWeights:
+        """How much BM25 and dense search are worth on this corpus (see :mod:`retrieval.calibration`)."""
+        fingerprint = self.side.current().fingerprint
+        if self._weights is None or self._weights[0] != fingerprint:
+            weights = cached_signal_weights(self, self.config.home / SIDE_FOLDER, fingerprint)
+            self._weights = (fingerprint, weights)
+        return self._weights[1]
 
     def stats(self) -> dict[str, Any]:
         """Counts per collection and where the index lives."""
@@ -192,6 +207,12 @@ class Index:
             return []
         by_id = {r.id: ChunkHit.from_record(r) for r in self.store.get("chunks", ids=chunk_ids)}
         return [by_id[c] for c in chunk_ids if c in by_id]
+
+    def chunk_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of the given chunks, one row each in the order asked (unknown ids left out)."""
+        records = {r.id: r for r in self.store.get("chunks", ids=list(chunk_ids), with_vectors=True)}
+        rows = [v for c in chunk_ids if c in records and (v := records[c].vector) is not None]
+        return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
     def neighbours(self, hit: ChunkHit) -> list[ChunkHit]:
         """The chunks just before and after a chunk in its document."""

@@ -51,9 +51,12 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
                 lists[f"{label}/bm25"] = index.bm25_chunks(text, config.per_variant_k, doc_ids=doc_ids)
         hits = {h.chunk_id: h for found in lists.values() for h in found}
         rankings = [[h.chunk_id for h in found] for found in lists.values()]
+        signal = index.signal_weights()
+        weights = [signal.dense if label.endswith("/dense") else signal.bm25 for label in lists]
         if routed:
             rankings.append(_by_document_rank(list(hits.values()), [d["doc_id"] for d in routed], rankings))
-        fused = rrf(rankings, k=config.rrf_k)
+            weights.append(1.0)
+        fused = rrf(rankings, k=config.rrf_k, weights=weights)
         chosen = _deduplicated([hits[c] for c in ranked(fused)])[: config.k]
         if config.neighbours:
             chosen = _with_neighbours(chosen, index)
@@ -63,6 +66,7 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
         rec.outputs = {
             "passages": [[p["chunk_id"], round(p["score"], 5)] for p in passages],
             "lists": len(lists),
+            "weights": {"bm25": signal.bm25, "dense": signal.dense},
             "linked": [{"chunk_id": h.chunk_id, "named_by": by} for h, by in linked],
         }
     by_variant = {label: [h.chunk_id for h in found[:10]] for label, found in lists.items()}

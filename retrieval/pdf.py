@@ -148,7 +148,8 @@ def _lines_with_gaps(textpage: pdfium.PdfTextPage, raw: str, text: str) -> list[
 
 
 def _column_gaps(spaces: list[tuple[int, float]], threshold: float) -> tuple[int, ...]:
-    """Positions of the spaces wider than ``threshold`` and than the line's word spaces."""
-    word_space = statistics.median(gap for _, gap in spaces) if len(spaces) > 2 else 0.0
-    limit = max(threshold, _OUTLIER_GAP * word_space)
+    """Positions of the spaces wider than ``threshold`` and clearly wider than the line's narrowest space,
+    when that one is a word space."""
+    narrowest = min((gap for _, gap in spaces), default=0.0)
+    limit = max(threshold, _OUTLIER_GAP * narrowest) if narrowest <= threshold else threshold
     return tuple(position for position, gap in spaces if gap > limit)

@@ -22,8 +22,9 @@ _PROSE_MIN_WORDS = 8
 _FORM_LINE = re.compile(r"[A-Z0-9(][^\s:：]*(?: [^\s:：]+){0,5} ?(?::(?:\s|$)|：)")
 _LIST_MARKER = re.compile(r"(?:\d{1,3}[.)]?|[a-zA-Z][.)]|[•●▪◦·*-])$")
 _NUMERIC = re.compile(r"\d")
+_LETTER = re.compile(r"[^\W\d_]")
 _SENTENCE_END = re.compile(r"[.!?:;)\]\"”]$")
-_PIPE_DELIMITER = re.compile(r"\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?")
+_PIPE_DELIMITER = re.compile(r"\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?")
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,11 @@ def _row_extent(lines: Sequence[TextLine], head: int) -> int | None:
 
 
 def _header_cells(block: Sequence[TextLine]) -> tuple[str, ...]:
-    """The first line's cells when it reads as a header: no figures, and the rows below have as many cells."""
+    """The first line's cells when it reads as a header: words in every cell ("Grade 3", not "205 (39%)"),
+    and as many cells in most rows below."""
     head = cells(block[0])
     body = block[1:]
-    if len(head) < 2 or len(body) < _MIN_HEADED_ROWS or any(_NUMERIC.search(cell) for cell in head):
+    if len(head) < 2 or len(body) < _MIN_HEADED_ROWS or not all(_LETTER.search(cell) for cell in head):
         return ()
     if any(_is_form_line(line.text.strip()) for line in block):
         return ()

@@ -1,9 +1,10 @@
-"""Text helpers shared by answer and verify: citation markers, answer sentences, evidence sentences."""
+"""Text helpers shared by answer and verify: citation markers, answer sentences, evidence sentences and
+rows, numbered sources."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -67,12 +68,32 @@ def split_answer(text: str) -> list[AnswerSentence]:
     return [AnswerSentence(text=p, citations=citation_numbers(p), verdict=None, support=0.0) for p in pieces]
 
 
-def format_source(number: int, passage: Passage) -> str:
-    """One passage as a numbered source for a prompt: ``[n] (title, p. X)`` then its text."""
+def format_source(
+    number: int, passage: Passage, rows: Mapping[str, Sequence[SentenceVector]] | None = None
+) -> str:
+    """One passage as a numbered source for a prompt: ``[n] (title, p. X)`` then its text, where each of
+    its ``rows`` (by chunk id, from :func:`headed_rows`) reads after its headers ("Total net sales | …")."""
     where = passage["title"] or passage["doc_id"]
     if passage["page"] is not None:
         where = f"{where}, p. {passage['page']}"
-    return f"[{number}] ({where})\n{passage['text']}"
+    return f"[{number}] ({where})\n{_rows_with_headers(passage, (rows or {}).get(passage['chunk_id'], ()))}"
+
+
+def _rows_with_headers(passage: Passage, units: Sequence[SentenceVector]) -> str:
+    text, offset = passage["text"], passage["start"]
+    for unit in sorted((u for u in units if u.headers), key=lambda u: -u.start):
+        start, end = unit.start - offset, unit.end - offset
+        if 0 <= start <= end <= len(text) and text[start:end] == unit.text:
+            text = f"{text[:start]}{unit.reading}{text[end:]}"
+    return text
+
+
+def headed_rows(passages: Sequence[Passage], index: Index) -> dict[str, list[SentenceVector]]:
+    """The rows with headers inside each passage, by chunk id, for :func:`format_source`."""
+    if not passages:
+        return {}
+    units = index.sentences_of([hit_from_passage(p) for p in {p["chunk_id"]: p for p in passages}.values()])
+    return {chunk_id: [u for u in found if u.headers] for chunk_id, found in units.items()}
 
 
 def contains_phrase(text: str, phrase: str) -> bool:

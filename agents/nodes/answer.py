@@ -6,11 +6,19 @@ the sentences of the best passage closest to the question (by meaning and by sha
 sentence read with its document's title), each with its [n]. It quotes one passage by default:
 without a model to read them, a second passage that scores nearly as well is as often a near miss as
 the other half of the evidence.
+
+Table rows and form lines are quoted like sentences, read after their column headers. When the quoted
+passages hold rows, a question asking for a figure or a date prefers the units holding one it does not
+name itself, a row sharing none of the question's words yields to a unit that shares some, and a question
+about several documents ("in each quarter", "both") quotes the best unit of each of the top documents.
+Without rows the prose answer is as it was.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +30,15 @@ from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.errors import LLMOutputError
 from agents.llm import ChatModel
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
-from agents.nodes._text import evidence_units, format_source, key_terms, normalised, split_answer, term_share
+from agents.nodes._text import (
+    evidence_units,
+    format_source,
+    headed_rows,
+    key_terms,
+    normalised,
+    split_answer,
+    term_share,
+)
 from agents.state import AgentState, AnswerSentence, Passage
 from agents.steps import Step
 from prompts import NO_ANSWER, render
@@ -41,7 +57,45 @@ NEAR_DUPLICATE = 0.92
 RELATIVE_FLOOR = 0.9
 # A multi-hop question names its bridge, whose passage the chain order puts right behind the first.
 NAMED_IN_TOP = 2
+# A question about several documents quotes one unit from each document among this many best passages.
+MULTI_DOC_PASSAGES = 6
+MULTI_DOC_LIMIT = 4
+MULTI_DOC_FLOOR = 0.8
+"""Share of the best document's score another document's best unit needs to be quoted too."""
+# Units holding a figure win a figure question when the best of them scores this share of the best unit.
+FIGURE_FLOOR = 0.8
+ROW_MIN_SUPPORT = 0.2
+"""Least similarity for a row naming a field the question asks for: the model reads a bare form line
+("Date & Time: March 15, 2008, 14:30 EDT") as far from its question ("When did the accident happen?")."""
 _CLOSERS = "\"'”’»)]"
+_ASKS_FIGURE = re.compile(
+    r"\b(?:how (?:many|much|far|long|old|tall|high|fast|heavy|large|big|deep)|when|"
+    r"what (?:time|year|date|day|month)|total|amount|age|date|elevation|altitude|temperature|speed|"
+    r"distance|weight|height|percentage|number of)\b",
+    re.IGNORECASE,
+)
+_ASKS_EACH_DOCUMENT = re.compile(
+    r"\b(?:both|respectively|(?:in|for) each|each (?:of|quarter|year|month|period|report|filing|document))\b",
+    re.IGNORECASE,
+)
+_IMPLIED_FIELDS = (
+    (re.compile(r"\bhow old\b", re.IGNORECASE), "age"),
+    (re.compile(r"\bwhen\b", re.IGNORECASE), "date time"),
+    (re.compile(r"\bwhat time\b", re.IGNORECASE), "date time"),
+    (re.compile(r"\bhow (?:high|tall)\b", re.IGNORECASE), "elevation altitude height"),
+    (re.compile(r"\bhow far\b", re.IGNORECASE), "distance"),
+    (re.compile(r"\bhow (?:long|often)\b", re.IGNORECASE), "duration time"),
+    (re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE), "number total amount"),
+)
+"""The field names a form or table gives what a question asks for ("how old" is a row's "Age")."""
+_ASKS_DATE = re.compile(r"\b(?:when|what (?:time|year|date|day|month)|in what year|on what date)\b", re.I)
+_DATE = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+    r"|\b\d{1,2}:\d{2}\b|\b(?:1[6-9]|20)\d{2}\b",
+    re.IGNORECASE,
+)
+_FIGURE = re.compile(r"\d+(?:[.,:/]\d+)*")
+_PAGE_MARKER = re.compile(r"^\W*page\s+\d+(?:\s+of\s+\d+)?\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -84,9 +138,12 @@ def answer_question(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
     }
 
 
-def format_sources(passages: list[Passage]) -> str:
-    """The passages as the numbered sources of the answer prompt, best first."""
-    return "\n\n".join(format_source(number, p) for number, p in enumerate(passages, start=1))
+def format_sources(
+    passages: list[Passage], rows: Mapping[str, Sequence[SentenceVector]] | None = None
+) -> str:
+    """The passages as the numbered sources of the answer prompt, best first; ``rows`` (by chunk id, see
+    :func:`headed_rows`) are read after their headers."""
+    return "\n\n".join(format_source(number, p, rows) for number, p in enumerate(passages, start=1))
 
 
 def _writer_of(runtime: Runtime[RunContext]) -> StreamWriter:
@@ -108,7 +165,10 @@ def _llm_answer(
     if ctx.llm is None or not ranked:
         return None
     messages = render(
-        "answer", question=question, sources=format_sources(ranked), feedback=feedback or FIRST_ATTEMPT
+        "answer",
+        question=question,
+        sources=format_sources(ranked, headed_rows(ranked, ctx.index)),
+        feedback=feedback or FIRST_ATTEMPT,
     )
     text = ask_model(
         ctx,
@@ -144,8 +204,20 @@ def _extractive_answer(
 ) -> list[AnswerSentence]:
     """The passage sentences closest to the question, each quoted exactly and followed by its [n]."""
     config = ctx.settings.answer
-    candidates = _candidates(question, ranked, ctx=ctx)
-    chosen = _pick(candidates, limit=config.max_sentences, floor=config.min_support)
+    candidates = _candidates(question, ranked[: config.quote_passages], ctx=ctx)
+    each_document = _ASKS_EACH_DOCUMENT.search(question) is not None
+    if each_document:
+        wider = _candidates(question, ranked[: max(config.quote_passages, MULTI_DOC_PASSAGES)], ctx=ctx)
+        each_document = _has_rows(wider)
+        candidates = wider if each_document else candidates
+    floor = config.min_support
+    if _has_rows(candidates):
+        candidates = _preferred(question, candidates)
+        floor = min(floor, ROW_MIN_SUPPORT)
+    if each_document:
+        chosen = _one_per_document(candidates, floor=floor)
+    else:
+        chosen = _pick(candidates, limit=config.max_sentences, floor=floor)
     rec.outputs["quoted"] = [
         {"number": c.number, "sentence_id": c.unit.sentence_id, "score": round(c.score, 4)} for c in chosen
     ]
@@ -157,34 +229,37 @@ def _extractive_answer(
             rec.outputs["declined"] = relevance.why_not
             return []
     return [
-        AnswerSentence(text=f"{c.unit.text} [{c.number}]", citations=[c.number], verdict=None, support=0.0)
+        AnswerSentence(text=f"{c.unit.reading} [{c.number}]", citations=[c.number], verdict=None, support=0.0)
         for c in chosen
     ]
 
 
-def _candidates(question: str, ranked: list[Passage], *, ctx: RunContext) -> list[_Candidate]:
-    """Each quotable sentence of the quoted passages at least ``min_support`` similar to the question,
-    scored with shared words. A sentence is read both as it stands and headed by its document's title,
+def _candidates(question: str, quoted: list[Passage], *, ctx: RunContext) -> list[_Candidate]:
+    """Each quotable sentence or row of the ``quoted`` passages at least ``min_support`` similar to the
+    question, scored with shared words. A unit is read both as it stands and headed by its document's title,
     whichever is closer, so "It weighs 760 kilograms" counts as being about the Rosetta Stone."""
-    quoted = ranked[: ctx.settings.answer.quote_passages]
     units = evidence_units(quoted, ctx.index)
     sentences = [
         (number, passage, unit)
         for number, passage in enumerate(quoted, start=1)
         for unit in units.get(passage["chunk_id"], [])
-        if _quotable(unit.text)
+        if _quotable(unit)
     ]
     if not sentences:
         return []
     vector = ctx.embed_query(question)
     in_context = _titled_vectors([(passage, unit) for _, passage, unit in sentences], ctx)
     asked = key_terms(question)
+    fields = _asked_fields(question)
     candidates = []
     for (number, passage, unit), contextual in zip(sentences, in_context, strict=True):
         meaning = max(float(np.dot(unit.vector, vector)), float(np.dot(contextual, vector)))
-        if meaning < ctx.settings.answer.min_support:
+        names_field = (
+            unit.role == "row" and meaning >= ROW_MIN_SUPPORT and term_share(fields, unit.reading) > 0
+        )
+        if meaning < ctx.settings.answer.min_support and not names_field:
             continue
-        shared = term_share(asked, f"{passage['title']} {unit.text}")
+        shared = term_share(asked, f"{passage['title']} {unit.reading}")
         candidates.append(
             _Candidate(
                 number=number,
@@ -204,16 +279,18 @@ def _titled_vectors(sentences: list[tuple[Passage, SentenceVector]], ctx: RunCon
     late = index.embed_sentences and index.sentence_vectors == "late"
     if late and isinstance(ctx.index.embedder, SpanEmbedder):
         return np.stack([unit.vector for _, unit in sentences])
-    return ctx.embed([f"{passage['title']}: {unit.text}" for passage, unit in sentences])
+    return ctx.embed([f"{passage['title']}: {unit.reading}" for passage, unit in sentences])
 
 
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:
     """How well the quoted sentences, read with their documents' titles and sections, answer the question."""
     passages = [ranked[number - 1] for number in dict.fromkeys(c.number for c in chosen)]
     named_in = passages + [p for p in ranked[:NAMED_IN_TOP] if p not in passages]
+    if _has_rows(chosen):
+        question = " ".join([question, *(field for asks, field in _IMPLIED_FIELDS if asks.search(question))])
     return judge_relevance(
         question,
-        " ".join(c.unit.text for c in chosen),
+        " ".join(c.unit.reading for c in chosen),
         context=" ".join(f"{p['title']} {p['section']}" for p in passages),
         meaning=max(c.meaning for c in chosen),
         passage=" ".join(f"{p['title']} {p['text']}" for p in named_in),
@@ -221,15 +298,62 @@ def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]
     )
 
 
-def _quotable(text: str) -> bool:
-    """A full sentence, not a heading or a fragment: enough words, ending like a sentence."""
-    stripped = text.strip()
+def _quotable(unit: SentenceVector) -> bool:
+    """A row with words besides a page number, or a full sentence, not a heading or a fragment: enough
+    words, ending like a sentence."""
+    stripped = unit.text.strip()
+    if unit.role == "row":
+        return (
+            not reads_as_instruction(stripped)
+            and _PAGE_MARKER.match(stripped) is None
+            and any(word[0].isalpha() for word in words(stripped))
+        )
     return (
         not stripped.startswith("#")
         and not reads_as_instruction(stripped)
         and stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
         and len(words(stripped)) >= MIN_QUOTE_WORDS
     )
+
+
+def _has_rows(candidates: list[_Candidate]) -> bool:
+    return any(c.unit.role == "row" for c in candidates)
+
+
+def _preferred(question: str, candidates: list[_Candidate]) -> list[_Candidate]:
+    """The candidates that answer the question's kind: rows that share none of its words give way to units
+    that share some, and a question asking for a figure or a date keeps the units holding one it does not
+    name itself, when the best of those is close to the best unit."""
+    asked = _asked_fields(question)
+    if any(term_share(asked, c.unit.reading) > 0 for c in candidates):
+        candidates = [c for c in candidates if c.unit.role != "row" or term_share(asked, c.unit.reading) > 0]
+    if not candidates or _ASKS_FIGURE.search(question) is None:
+        return candidates
+    figure = _DATE if _ASKS_DATE.search(question) else _FIGURE
+    named = set(figure.findall(question))
+    holding = [c for c in candidates if set(figure.findall(c.unit.reading)) - named]
+    best = max(c.score for c in candidates)
+    if holding and max(c.score for c in holding) >= FIGURE_FLOOR * best:
+        return holding
+    return candidates
+
+
+def _asked_fields(question: str) -> set[str]:
+    """The question's key terms and the field names a form gives what it asks for."""
+    implied = " ".join(field for asks, field in _IMPLIED_FIELDS if asks.search(question))
+    return key_terms(f"{question} {implied}")
+
+
+def _one_per_document(candidates: list[_Candidate], *, floor: float) -> list[_Candidate]:
+    """The best candidate of each document, for the best few documents, in passage order."""
+    best: dict[str, _Candidate] = {}
+    ordered = sorted(candidates, key=lambda c: -c.score)
+    floor = max(floor, MULTI_DOC_FLOOR * ordered[0].score) if ordered else floor
+    for candidate in ordered:
+        if candidate.score >= floor:
+            best.setdefault(candidate.unit.doc_id, candidate)
+    chosen = list(best.values())[:MULTI_DOC_LIMIT]
+    return sorted(chosen, key=lambda c: (c.number, c.unit.start))
 
 
 def _pick(candidates: list[_Candidate], *, limit: int, floor: float) -> list[_Candidate]:

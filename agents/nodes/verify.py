@@ -22,6 +22,7 @@ from agents.nodes._text import (
     drop_citations,
     evidence_units,
     format_source,
+    headed_rows,
     key_terms,
     strip_citations,
     term_share,
@@ -181,10 +182,11 @@ def _cite(
 ) -> Citation:
     """The citation [number] of ``claim``: its best-supporting sentence of the passage and that support."""
     asked = key_terms(claim)
-    verbatim = contains_phrase(passage["text"], claim)
+    readings = [passage["text"], *(u.reading for u in units if u.headers)]
+    verbatim = any(contains_phrase(text, claim) for text in readings)
     best, support = units[0], float("-inf")
     for unit in units:
-        containment = 1.0 if verbatim else term_share(asked, unit.text)
+        containment = 1.0 if verbatim else term_share(asked, unit.reading)
         score = MEANING_WEIGHT * float(np.dot(vector, unit.vector)) + (1 - MEANING_WEIGHT) * containment
         if score > support:
             best, support = unit, score
@@ -287,7 +289,8 @@ def _judge(
     claims = "\n".join(
         f"{i}. {strip_citations(sentences[i]['text'])} (cites {_markers(checked[i])})" for i in todo
     )
-    sources = "\n\n".join(format_source(n, ranked[n - 1]) for n in numbers)
+    rows = headed_rows([ranked[n - 1] for n in numbers], ctx.index)
+    sources = "\n\n".join(format_source(n, ranked[n - 1], rows) for n in numbers)
     reply = ask_model(
         ctx,
         rec,

@@ -204,12 +204,13 @@ def _extractive_answer(
 ) -> list[AnswerSentence]:
     """The passage sentences closest to the question, each quoted exactly and followed by its [n]."""
     config = ctx.settings.answer
-    candidates = _candidates(question, ranked[: config.quote_passages], ctx=ctx)
+    numbered = list(enumerate(ranked, start=1))
+    candidates = _candidates(question, numbered[: config.quote_passages], ctx=ctx)
     each_document = _ASKS_EACH_DOCUMENT.search(question) is not None
-    if each_document:
-        wider = _candidates(question, ranked[: max(config.quote_passages, MULTI_DOC_PASSAGES)], ctx=ctx)
-        each_document = _has_rows(wider)
-        candidates = wider if each_document else candidates
+    if each_document or _has_rows(candidates):
+        wider = _candidates(question, _row_passages(numbered, config.quote_passages, each_document), ctx=ctx)
+        each_document = each_document and _has_rows(wider)
+        candidates = wider if _has_rows(wider) else candidates
     floor = config.min_support
     if _has_rows(candidates):
         candidates = _preferred(question, candidates)
@@ -234,14 +235,27 @@ def _extractive_answer(
     ]
 
 
-def _candidates(question: str, quoted: list[Passage], *, ctx: RunContext) -> list[_Candidate]:
-    """Each quotable sentence or row of the ``quoted`` passages at least ``min_support`` similar to the
-    question, scored with shared words. A unit is read both as it stands and headed by its document's title,
-    whichever is closer, so "It weighs 760 kilograms" counts as being about the Rosetta Stone."""
-    units = evidence_units(quoted, ctx.index)
+def _row_passages(
+    numbered: list[tuple[int, Passage]], quote_passages: int, each_document: bool
+) -> list[tuple[int, Passage]]:
+    """The passages an answer from rows reads: the best few for a question about several documents, else
+    the quoted passages and every other ranked passage of their documents, since a form's fields spread
+    over its pages while the question's names sit on its first."""
+    if each_document:
+        return numbered[: max(quote_passages, MULTI_DOC_PASSAGES)]
+    docs = {passage["doc_id"] for _, passage in numbered[:quote_passages]}
+    return [(number, passage) for number, passage in numbered if passage["doc_id"] in docs]
+
+
+def _candidates(question: str, quoted: list[tuple[int, Passage]], *, ctx: RunContext) -> list[_Candidate]:
+    """Each quotable sentence or row of the ``quoted`` passages (with their source numbers) at least
+    ``min_support`` similar to the question, scored with shared words. A unit is read both as it stands and
+    headed by its document's title, whichever is closer, so "It weighs 760 kilograms" counts as being about
+    the Rosetta Stone."""
+    units = evidence_units([passage for _, passage in quoted], ctx.index)
     sentences = [
         (number, passage, unit)
-        for number, passage in enumerate(quoted, start=1)
+        for number, passage in quoted
         for unit in units.get(passage["chunk_id"], [])
         if _quotable(unit)
     ]

@@ -49,6 +49,25 @@ FORM = _document(
         "Airport Elevation: 1,028 ft msl": (),
     },
 )
+PAGES = (
+    "Location: Tallahassee, FL Accident Number: NYC08CA055\n"
+    "Aircraft: Piper PA-22-150 Aircraft Damage: Substantial\n"
+    "The pilot, age 85, was attempting to land the airplane at his private airstrip.",
+    "Airframe Total Time: 3861 Hours at time of accident\nEngine Manufacturer: Lycoming",
+)
+PAGES_TEXT = "\n".join(PAGES)
+TWO_PAGES = Document(
+    doc_id="pages.pdf",
+    title="Aviation Accident Final Report",
+    text=PAGES_TEXT,
+    source="pages.pdf",
+    pages=[Span(0, len(PAGES[0]), (), 1), Span(len(PAGES[0]) + 1, len(PAGES_TEXT), (), 2)],
+    rows=[
+        Span(PAGES_TEXT.index(line), PAGES_TEXT.index(line) + len(line))
+        for line in PAGES_TEXT.split("\n")
+        if ":" in line
+    ],
+)
 MONTHS = ("Three Months Ended July 1, 2023", "Three Months Ended June 25, 2022")
 SALES = "Total net sales    $81,797    $82,959"
 FILING = _document(
@@ -83,14 +102,14 @@ QUARTERS = [
 @pytest.fixture(scope="module")
 def index(embedder: Any, tmp_path_factory: pytest.TempPathFactory) -> Index:
     built = Index(IndexConfig.model_validate({"home": tmp_path_factory.mktemp("index")}), embedder=embedder)
-    built.ingest_documents([FORM, FILING, *QUARTERS])
+    built.ingest_documents([FORM, FILING, TWO_PAGES, *QUARTERS])
     return built
 
 
-def _passage(index: Index, doc_id: str) -> Passage:
+def _passage(index: Index, doc_id: str, page: int = 0) -> Passage:
     records = index.store.get("chunks", where={"doc_id": doc_id})
-    (hit,) = index.chunks([r.id for r in records])
-    return passage_from_hit(hit, 1.0)
+    hits = sorted(index.chunks([r.id for r in records]), key=lambda h: h.start)
+    return passage_from_hit(hits[page], 1.0)
 
 
 def _state(question: str, ranked: list[Passage]) -> AgentState:
@@ -132,6 +151,16 @@ def test_a_question_about_each_document_quotes_one_row_of_each(index: Index) -> 
     )
     assert [q[-3:] for q in quoted] == ["[1]", "[2]", "[3]"]
     assert all("Total net sales" in q for q in quoted)
+
+
+def test_a_form_field_on_another_ranked_page_of_the_quoted_document_is_quoted(index: Index) -> None:
+    question = "What was the airframe total time of the Piper PA-22-150 in the Tallahassee accident?"
+    ranked = [_passage(index, "pages.pdf"), _passage(index, "q3.pdf"), _passage(index, "pages.pdf", 1)]
+    runtime, _ = runtime_for(index)
+    answered = answer_question(_state(question, ranked), runtime)
+    quoted = [s["text"] for s in answered["sentences"]]
+    assert "Airframe Total Time: 3861 Hours at time of accident [3]" in quoted
+    assert not any(q.endswith("[2]") for q in quoted)
 
 
 def _unit(text: str, role: str = "sentence", start: int = 0) -> SentenceVector:

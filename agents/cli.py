@@ -35,7 +35,9 @@ VERDICT_COLOURS = {"supported": "green", "partial": "yellow", "unsupported": "re
 MAX_QUOTE_CHARS = 200
 MAX_KEYWORDS = 5
 DEFAULT_SIZES = "1000,10000,100000"
-ABLATE_HELP = "Also score with each of these stages off, comma-separated: expand,route,links,rerank,verify."
+ABLATE_HELP = (
+    "Also score with each of these stages off, comma-separated: expand,route,links,rerank,verify,weights."
+)
 
 STAGE_SWITCHES = tuple(SettingFlag(f"{stage}.enabled") for stage in SWITCHABLE_STEPS)
 ASK_SIZES = (
@@ -158,9 +160,12 @@ def _say_on_stderr(message: str) -> None:
 
 
 def _ingest(index: Index, paths: Sequence[Path], **options: Any) -> IngestReport:
-    """Ingest with a progress bar and lock-wait messages on stderr."""
+    """Ingest with a progress bar and lock-wait messages on stderr, then estimate the corpus's signal
+    weights, so that the first question does not wait for them."""
     with _progress_bar(unit="file") as progress:
-        return index.ingest(paths, progress=progress, on_wait=_say_on_stderr, **options)
+        report = index.ingest(paths, progress=progress, on_wait=_say_on_stderr, **options)
+    index.signal_weights()
+    return report
 
 
 def _print_report(report: IngestReport, *, as_json: bool) -> None:

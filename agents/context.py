@@ -19,6 +19,7 @@ from agents.errors import LLMError, StageDegradedError
 from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
 from agents.state import TraceEntry
+from retrieval.calibration import SignalWeights
 from retrieval.index import Index
 
 __all__ = ["CallBudget", "RunContext", "RunLimits", "StepRecorder", "ask_model", "record_step"]
@@ -52,6 +53,10 @@ class RunContext:
     def embed_query(self, text: str) -> np.ndarray:
         """One text's embedding, cached like :meth:`embed`."""
         return self.embed([text])[0]
+
+    def signal_weights(self) -> SignalWeights:
+        """The corpus's BM25 and dense weights, or equal weights when ``retrieve.signal_weights`` is off."""
+        return self.index.signal_weights() if self.settings.retrieve.signal_weights else SignalWeights()
 
     def model_for(self, stage: str) -> ChatModel | None:
         """The model bound to this question's limits, or None when none is configured."""

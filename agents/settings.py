@@ -136,6 +136,9 @@ class RetrieveConfig(_Stage):
         description="Documents named in the question or the top passages that join the candidates (0: off).",
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    signal_weights: bool = Field(
+        True, description="Weight BM25 and dense search as estimated on the corpus (off: equal weights)."
+    )
 
 
 class RerankConfig(_Stage):

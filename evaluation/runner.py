@@ -50,8 +50,10 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     "links": {Step.RETRIEVE: {"linked_docs": 0}, Step.RERANK: {"chain": False}},
     Step.RERANK: {Step.RERANK: {"enabled": False}},
     Step.VERIFY: {Step.VERIFY: {"enabled": False}},
+    "weights": {Step.RETRIEVE: {"signal_weights": False}},
 }
-"""What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank."""
+"""What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank,
+"weights" fuses BM25 and dense search with equal weights instead of the corpus's."""
 ABLATABLE_STAGES = tuple(ABLATIONS)
 VERDICTS = ("supported", "partial", "unsupported")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]

@@ -43,6 +43,8 @@ FLOOR = 0.25
 """No method's weight drops below this: a corpus sample is evidence, not proof."""
 SHARPNESS = 3
 """Reciprocal ranks differ less than the methods' worth in fusion: a ratio of 0.9 becomes a weight of 0.73."""
+_METHOD = f"inverse-cloze probes={PROBES} sharpness={SHARPNESS} floor={FLOOR}"
+"""What the saved weights were estimated with: other settings (a new version) estimate them again."""
 FEEDBACK_REPEATS = 3
 """The query repeated beside the feedback passage, as the expand stage's question_repeats does by default."""
 
@@ -132,13 +134,14 @@ def cached_signal_weights(index: Index, folder: Path, fingerprint: str) -> Signa
     path = folder / WEIGHTS_FILE
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved.get("fingerprint") == fingerprint:
+        if saved.get("fingerprint") == fingerprint and saved.get("method") == _METHOD:
             return SignalWeights(**saved["weights"])
     except (OSError, ValueError, TypeError, KeyError):
         pass
     weights = estimate_signal_weights(index)
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"fingerprint": fingerprint, "weights": asdict(weights)}), encoding="utf-8")
+    saved = {"fingerprint": fingerprint, "method": _METHOD, "weights": asdict(weights)}
+    path.write_text(json.dumps(saved), encoding="utf-8")
     return weights
 
 

@@ -70,21 +70,16 @@ class Index:
         progress: ProgressCallback | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> IngestReport:
-        """Add new files, replace changed ones and skip unchanged ones (see :meth:`Ingester.ingest`), then
-        estimate the corpus's signal weights, so the first question does not wait for them."""
-        report = self._ingester.ingest(
+        """Add new files, replace changed ones and skip unchanged ones (see :meth:`Ingester.ingest`)."""
+        return self._ingester.ingest(
             paths, include=include, exclude=exclude, base=base, progress=progress, on_wait=on_wait
         )
-        self.signal_weights()
-        return report
 
     def ingest_documents(
         self, documents: Iterable[Document], *, on_wait: Callable[[str], None] | None = None
     ) -> IngestReport:
-        """Ingest documents that were loaded already (a corpus, a test fixture), then estimate the weights."""
-        report = self._ingester.ingest_documents(documents, on_wait=on_wait)
-        self.signal_weights()
-        return report
+        """Ingest documents that were loaded already (a corpus, a test fixture)."""
+        return self._ingester.ingest_documents(documents, on_wait=on_wait)
 
     def remove(self, doc_id: str) -> bool:
         """Delete a document from every collection and from BM25; False if it was not there."""
@@ -114,7 +109,8 @@ class Index:
         return stored_document(found[0])
 
     def signal_weights(self) -> SignalWeights:
-        """How much BM25 and dense search are worth on this corpus (see :mod:`retrieval.calibration`)."""
+        """How much BM25 and dense search are worth on this corpus (see :mod:`retrieval.calibration`):
+        estimated on first use after the store changes (``multigrain ingest`` does it before it returns)."""
         fingerprint = self.side.current().fingerprint
         if self._weights is None or self._weights[0] != fingerprint:
             weights = cached_signal_weights(self, self.config.home / SIDE_FOLDER, fingerprint)

@@ -22,7 +22,6 @@ from agents.steps import Step
 from prompts import render
 from prompts.schemas import WindowJudgement
 from retrieval.fusion import ranked, rrf
-from retrieval.index import Index
 from retrieval.lexical import LexicalIndex, tokenize
 
 TERM_WEIGHT = 2.0
@@ -93,16 +92,16 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
         )
     local = LexicalIndex.build(ids, ids, [f"{p['title']}\n{p['text']}" for p in passages])
     bm25 = dict(zip(ids, (float(x) for x in local.scores(question)), strict=True))
-    fused = rrf([ids, ranked(maxsim), ranked(bm25), ranked(matched)], weights=_calibrated(index))
+    fused = rrf([ids, ranked(maxsim), ranked(bm25), ranked(matched)], weights=_calibrated(ctx))
     by_id = {p["chunk_id"]: p for p in passages}
     return [{**by_id[c], "score": round(fused[c], 6)} for c in ranked(fused)]
 
 
-def _calibrated(index: Index) -> tuple[float, ...]:
+def _calibrated(ctx: RunContext) -> tuple[float, ...]:
     """The late-interaction weights, each view scaled by the corpus's weight of its method (see
     :mod:`retrieval.calibration`); cosine plus term match leans on both."""
     order, cosine, lexical, both = LATE_INTERACTION_WEIGHTS
-    signal = index.signal_weights()
+    signal = ctx.signal_weights()
     return (order, cosine * signal.dense, lexical * signal.bm25, both * (signal.dense + signal.bm25) / 2)
 
 

@@ -51,7 +51,7 @@ def retrieve_chunks(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
                 lists[f"{label}/bm25"] = index.bm25_chunks(text, config.per_variant_k, doc_ids=doc_ids)
         hits = {h.chunk_id: h for found in lists.values() for h in found}
         rankings = [[h.chunk_id for h in found] for found in lists.values()]
-        signal = index.signal_weights()
+        signal = ctx.signal_weights()
         weights = [signal.dense if label.endswith("/dense") else signal.bm25 for label in lists]
         if routed:
             rankings.append(_by_document_rank(list(hits.values()), [d["doc_id"] for d in routed], rankings))

@@ -230,7 +230,7 @@ def test_a_second_ingest_reuses_the_index_and_drops_removed_documents(tmp_path: 
 
 @pytest.mark.parametrize("stage", ["retrieve", "answer", "nonsense"])
 def test_only_switchable_stages_can_be_ablated(tmp_path: Path, stage: str) -> None:
-    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify"):
+    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify, weights"):
         run_eval(
             write_dataset(tmp_path / "d"),
             settings=offline_settings(tmp_path),
@@ -246,6 +246,12 @@ def test_ablating_links_stops_both_following_them_and_the_chain_order(tmp_path: 
     assert (ablated.retrieve.linked_docs, ablated.rerank.chain) == (0, False)
     assert (settings.retrieve.linked_docs, settings.rerank.chain) == (5, True)
     assert without(settings, "rerank").rerank.enabled is False
+
+
+def test_ablating_weights_fuses_bm25_and_dense_equally(tmp_path: Path) -> None:
+    settings = offline_settings(tmp_path)
+    assert settings.retrieve.signal_weights is True
+    assert without(settings, "weights").retrieve.signal_weights is False
 
 
 def test_settings_in_results_leave_secrets_out(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ class Document:
     rows: list[Span] = field(default_factory=list)
     """Table rows and form lines: each becomes one finest-grain unit, quoted and cited like a sentence."""
     notes: list[str] = field(default_factory=list)
-    """What the loader could not read but did not stop for, for the ingest report: "page 3 has no text layer"."""
+    """What the loader could not read but did not stop for, for the ingest report ("page 3 has no text
+    layer")."""
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property

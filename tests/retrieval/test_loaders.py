@@ -562,7 +562,9 @@ def test_corrupt_pdf_is_refused(tmp_path: Path, damage: Callable[[bytes], bytes]
 def test_pdf_without_text_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "scan.pdf"
     path.write_bytes(make_pdf([[], []]))
-    reason = "PDF has no extractable text (2 pages without a text layer; scanned images? OCR is not supported)"
+    reason = (
+        "PDF has no extractable text (2 pages without a text layer; scanned images? OCR is not supported)"
+    )
     assert load_error(path) == reason
 
 

@@ -3,6 +3,7 @@ one per document for questions about several, shown to the model with their head
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from retrieval.models import Document, Span
 from tests.agents.nodes.test_answer_verify import ScriptedModel, merged, runtime_for
 
 
-def _document(doc_id: str, title: str, lines: list[str], rows: dict[str, tuple[str, ...]]) -> Document:
+def _document(doc_id: str, title: str, lines: list[str], rows: Mapping[str, tuple[str, ...]]) -> Document:
     text = "\n".join(lines)
     spans = [Span(text.index(row), text.index(row) + len(row), label) for row, label in rows.items()]
     return Document(doc_id=doc_id, title=title, text=text, source=doc_id, rows=spans)

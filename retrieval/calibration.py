@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from retrieval.hits import ChunkHit, SentenceVector
     from retrieval.index import Index
 
-_ProbeRanks = tuple[int, int, int, int]
-"""The held-out passage's rank by BM25, dense, both fused, and fused with feedback."""
+_ProbeRanks = tuple[int, int]
+"""The held-out passage's rank by BM25 and by dense search."""
 _Probe = tuple["ChunkHit", "SentenceVector", str]
 """A probe chunk, the sentence taken out of it, and the chunk's text without that sentence."""
 
@@ -45,41 +45,31 @@ SHARPNESS = 3
 """Reciprocal ranks differ less than the methods' worth in fusion: a ratio of 0.9 becomes a weight of 0.73."""
 _METHOD = f"inverse-cloze probes={PROBES} sharpness={SHARPNESS} floor={FLOOR}"
 """What the saved weights were estimated with: other settings (a new version) estimate them again."""
-FEEDBACK_REPEATS = 3
-"""The query repeated beside the feedback passage, as the expand stage's question_repeats does by default."""
 
 
 @dataclass(frozen=True)
 class SignalWeights:
-    """Fusion weights of BM25, dense search and pseudo-relevance feedback, and the figures behind them."""
+    """Fusion weights of BM25 and dense search, and the figures behind them."""
 
     bm25: float = 1.0
     dense: float = 1.0
-    feedback: float = 1.0
     probes: int = 0
     bm25_mrr: float = 0.0
     dense_mrr: float = 0.0
-    fused_mrr: float = 0.0
-    feedback_mrr: float = 0.0
 
     @classmethod
     def from_ranks(cls, ranks: Sequence[_ProbeRanks]) -> SignalWeights:
         """Weights from the held-out passage's rank (1 = first) under each method, probe by probe."""
         if not ranks:
             return cls()
-        bm25, dense, fused, feedback = (
-            float(np.mean([1 / r for r in column])) for column in zip(*ranks, strict=True)
-        )
+        bm25, dense = (float(np.mean([1 / r for r in column])) for column in zip(*ranks, strict=True))
         best = max(bm25, dense) or 1.0
         return cls(
             bm25=_weight(bm25 / best),
             dense=_weight(dense / best),
-            feedback=_weight(feedback / fused if fused else 1.0),
             probes=len(ranks),
             bm25_mrr=round(bm25, 4),
             dense_mrr=round(dense, 4),
-            fused_mrr=round(fused, 4),
-            feedback_mrr=round(feedback, 4),
         )
 
 
@@ -89,7 +79,7 @@ def _weight(ratio: float) -> float:
 
 
 def estimate_signal_weights(index: Index, *, probes: int = PROBES) -> SignalWeights:
-    """Measure BM25, dense search and feedback on inverse-cloze probes drawn evenly from the stored chunks."""
+    """Measure BM25 and dense search on inverse-cloze probes drawn evenly from the stored chunks."""
     cases = _probes(index, probes)
     ranks: list[_ProbeRanks] = []
     if cases:
@@ -104,29 +94,13 @@ def estimate_signal_weights(index: Index, *, probes: int = PROBES) -> SignalWeig
 def _probe_ranks(
     index: Index, sentence: SentenceVector, context: tuple[str, np.ndarray], rivals: list[ChunkHit]
 ) -> _ProbeRanks:
-    """The held-out passage's rank by BM25, by dense search, by both fused, and by both fused again with
-    the first fused passage added to the query (MuGI-style feedback, as the offline expand stage does)."""
+    """The held-out passage's rank by BM25 and by dense search among the rivals."""
     texts = [context[0]] + [f"{h.title}\n{h.text}" for h in rivals]
     ids = [str(i) for i in range(len(texts))]
-    lexical = LexicalIndex.build(ids, ids, texts)
     rival_vectors = index.chunk_vectors([h.chunk_id for h in rivals])
     vectors = np.vstack([context[1][None, :], rival_vectors]) if len(rival_vectors) else context[1][None, :]
-    bm25, dense = lexical.scores(sentence.text), vectors @ sentence.vector
-    fused = _fused(bm25, dense)
-    top = int(np.argmax(fused))
-    pooled = FEEDBACK_REPEATS * sentence.vector + vectors[top]
-    query = " ".join([sentence.text] * FEEDBACK_REPEATS + [texts[top]])
-    with_feedback = _fused(lexical.scores(query), vectors @ (pooled / (np.linalg.norm(pooled) or 1.0)))
-    return tuple(_rank_of_first(scores) for scores in (bm25, dense, fused, with_feedback))  # type: ignore[return-value]
-
-
-def _fused(*scores: np.ndarray) -> np.ndarray:
-    """Reciprocal rank fusion of score arrays over the same candidates (k=60, as in retrieve)."""
-    fused = np.zeros(len(scores[0]), dtype=np.float64)
-    for row in scores:
-        order = np.argsort(-row, kind="stable")
-        fused[order] += 1.0 / (60 + np.arange(1, len(row) + 1))
-    return fused
+    bm25 = LexicalIndex.build(ids, ids, texts).scores(sentence.text)
+    return _rank_of_first(bm25), _rank_of_first(vectors @ sentence.vector)
 
 
 def cached_signal_weights(index: Index, folder: Path, fingerprint: str) -> SignalWeights:

@@ -47,13 +47,13 @@ def reports_index(tmp_path_factory: pytest.TempPathFactory, embedder: object) ->
 
 
 def test_equal_ranks_keep_equal_weights() -> None:
-    weights = SignalWeights.from_ranks([(1, 1, 1, 1), (2, 2, 2, 2)])
-    assert (weights.bm25, weights.dense, weights.feedback) == (1.0, 1.0, 1.0)
+    weights = SignalWeights.from_ranks([(1, 1), (2, 2)])
+    assert (weights.bm25, weights.dense) == (1.0, 1.0)
     assert weights.probes == 2
 
 
 def test_a_method_that_always_ranks_lower_loses_weight_down_to_the_floor() -> None:
-    weights = SignalWeights.from_ranks([(1, 4, 2, 2)] * 10)
+    weights = SignalWeights.from_ranks([(1, 4)] * 10)
     assert weights.bm25 == 1.0
     assert weights.dense == FLOOR
 

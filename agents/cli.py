@@ -36,7 +36,8 @@ MAX_QUOTE_CHARS = 200
 MAX_KEYWORDS = 5
 DEFAULT_SIZES = "1000,10000,100000"
 ABLATE_HELP = (
-    "Also score with each of these stages off, comma-separated: expand,route,links,rerank,verify,weights."
+    "Also score with each of these stages off, comma-separated: "
+    "expand,route,links,rerank,verify,weights,drill."
 )
 
 STAGE_SWITCHES = tuple(SettingFlag(f"{stage}.enabled") for stage in SWITCHABLE_STEPS)

@@ -151,6 +151,10 @@ class RerankConfig(_Stage):
     chain: bool = Field(
         True, description="Order evidence along title links: a named document first, what it names next."
     )
+    drill_down: bool = Field(
+        True,
+        description="Search the best document's own sentences and rows; the best one's passage comes second.",
+    )
 
 
 class AnswerConfig(_Stage):

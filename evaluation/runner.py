@@ -51,9 +51,11 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     Step.RERANK: {Step.RERANK: {"enabled": False}},
     Step.VERIFY: {Step.VERIFY: {"enabled": False}},
     "weights": {Step.RETRIEVE: {"signal_weights": False}},
+    "drill": {Step.RERANK: {"drill_down": False}},
 }
 """What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank,
-"weights" fuses BM25 and dense search with equal weights instead of the corpus's."""
+"weights" fuses BM25 and dense search with equal weights instead of the corpus's, "drill" stops searching the
+best document's own units in rerank and answer."""
 ABLATABLE_STAGES = tuple(ABLATIONS)
 VERDICTS = ("supported", "partial", "unsupported")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]

@@ -133,6 +133,10 @@ class Index:
         """Documents by BM25 over their whole text."""
         return self.side.current().documents.search(query, k)
 
+    def document_share(self, terms: Iterable[str]) -> dict[str, float]:
+        """For each stemmed term, the share of stored documents that hold it."""
+        return self.side.current().documents.text_share(terms)
+
     def documents_named_in(self, text: str, *, exclude: Iterable[str] = ()) -> list[str]:
         """Ids of the stored documents whose title ``text`` names (see :mod:`retrieval.links`)."""
         return self.side.current().titles.named_in(text, exclude=exclude)
@@ -203,6 +207,10 @@ class Index:
             return []
         by_id = {r.id: ChunkHit.from_record(r) for r in self.store.get("chunks", ids=chunk_ids)}
         return [by_id[c] for c in chunk_ids if c in by_id]
+
+    def chunks_of(self, doc_id: str) -> list[ChunkHit]:
+        """Every stored chunk of a document, in text order."""
+        return self.chunks(self._unit_ids([doc_id], "chunks"))
 
     def chunk_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of the given chunks, one row each in the order asked (unknown ids left out)."""

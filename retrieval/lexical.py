@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +70,15 @@ class LexicalIndex:
         if not terms:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self.retriever.get_scores(terms), dtype=np.float32)
+
+    def text_share(self, terms: Iterable[str]) -> dict[str, float]:
+        """For each stemmed term, the share of the indexed texts that hold it (0 for an unknown term)."""
+        if self.retriever is None:
+            return dict.fromkeys(terms, 0.0)
+        vocab, pointers = self.retriever.vocab_dict, self.retriever.scores["indptr"]
+        total = max(1, int(self.retriever.scores["num_docs"]))
+        held = {t: int(pointers[vocab[t] + 1] - pointers[vocab[t]]) if t in vocab else 0 for t in terms}
+        return {t: count / total for t, count in held.items()}
 
     def search(self, query: str, k: int, *, doc_ids: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """The k best (id, score) pairs with a positive score, optionally only inside the given documents."""

@@ -16,6 +16,7 @@ Without rows the prose answer is as it was.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,8 @@ from langgraph.types import StreamWriter
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.errors import LLMOutputError
 from agents.llm import ChatModel
+from agents.nodes._drill import best_unit
+from agents.nodes._focus import Focus
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
 from agents.nodes._text import (
     evidence_units,
@@ -205,10 +208,12 @@ def _extractive_answer(
     """The passage sentences closest to the question, each quoted exactly and followed by its [n]."""
     config = ctx.settings.answer
     numbered = list(enumerate(ranked, start=1))
-    candidates = _candidates(question, numbered[: config.quote_passages], ctx=ctx)
+    quoted, focus = _quoted_passages(question, numbered, ctx)
+    candidates = _candidates(question, quoted, ctx=ctx, focus=focus)
     each_document = _ASKS_EACH_DOCUMENT.search(question) is not None
     if each_document or _has_rows(candidates):
-        wider = _candidates(question, _row_passages(numbered, config.quote_passages, each_document), ctx=ctx)
+        wider_passages = _row_passages(numbered, config.quote_passages, each_document)
+        wider = _candidates(question, wider_passages, ctx=ctx, focus=None if each_document else focus)
         each_document = each_document and _has_rows(wider)
         candidates = wider if _has_rows(wider) else candidates
     floor = config.min_support
@@ -235,6 +240,21 @@ def _extractive_answer(
     ]
 
 
+def _quoted_passages(
+    question: str, numbered: list[tuple[int, Passage]], ctx: RunContext
+) -> tuple[list[tuple[int, Passage]], Focus | None]:
+    """The passages the answer quotes from: the best ``quote_passages``, and the one holding the best
+    document's best unit (see :mod:`agents.nodes._drill`), with the question's focus in that document."""
+    quoted = numbered[: ctx.settings.answer.quote_passages]
+    if not numbered or not ctx.settings.rerank.drill_down:
+        return quoted, None
+    found = best_unit(question, numbered[0][1]["doc_id"], ctx)
+    if found is None:
+        return quoted, None
+    holding = [(n, p) for n, p in numbered if p["chunk_id"] == found.chunk.chunk_id and (n, p) not in quoted]
+    return quoted + holding, found.focus
+
+
 def _row_passages(
     numbered: list[tuple[int, Passage]], quote_passages: int, each_document: bool
 ) -> list[tuple[int, Passage]]:
@@ -247,7 +267,9 @@ def _row_passages(
     return [(number, passage) for number, passage in numbered if passage["doc_id"] in docs]
 
 
-def _candidates(question: str, quoted: list[tuple[int, Passage]], *, ctx: RunContext) -> list[_Candidate]:
+def _candidates(
+    question: str, quoted: list[tuple[int, Passage]], *, ctx: RunContext, focus: Focus | None = None
+) -> list[_Candidate]:
     """Each quotable sentence or row of the ``quoted`` passages (with their source numbers) at least
     ``min_support`` similar to the question, scored with shared words. A unit is read both as it stands and
     headed by its document's title, whichever is closer, so "It weighs 760 kilograms" counts as being about
@@ -261,19 +283,22 @@ def _candidates(question: str, quoted: list[tuple[int, Passage]], *, ctx: RunCon
     ]
     if not sentences:
         return []
-    vector = ctx.embed_query(question)
+    vector = ctx.embed_query(focus.text if focus is not None else question)
     in_context = _titled_vectors([(passage, unit) for _, passage, unit in sentences], ctx)
-    asked = key_terms(question)
+    asked = focus.terms if focus is not None else key_terms(question)
     fields = _asked_fields(question)
+    held = [key_terms(f"{passage['title']} {unit.reading}") & asked for _, passage, unit in sentences]
+    weight = _rarity(asked, held)
+    total = sum(weight.values()) or 1.0
     candidates = []
-    for (number, passage, unit), contextual in zip(sentences, in_context, strict=True):
+    for (number, _, unit), contextual, terms in zip(sentences, in_context, held, strict=True):
         meaning = max(float(np.dot(unit.vector, vector)), float(np.dot(contextual, vector)))
         names_field = (
             unit.role == "row" and meaning >= ROW_MIN_SUPPORT and term_share(fields, unit.reading) > 0
         )
         if meaning < ctx.settings.answer.min_support and not names_field:
             continue
-        shared = term_share(asked, f"{passage['title']} {unit.reading}")
+        shared = sum(weight[t] for t in terms) / total
         candidates.append(
             _Candidate(
                 number=number,
@@ -283,6 +308,14 @@ def _candidates(question: str, quoted: list[tuple[int, Passage]], *, ctx: RunCon
             )
         )
     return candidates
+
+
+def _rarity(asked: set[str], held: list[set[str]]) -> dict[str, float]:
+    """Each question term's weight among the candidate units: the fewer hold it, the more it counts. Terms
+    that name the document (its subject, its aircraft, its title) stand in many of its units and pick none
+    of them out; the term for what is asked ("airframe", "platform") stands in the one that answers."""
+    count = len(held)
+    return {t: math.log(1 + count / (1 + sum(t in terms for terms in held))) for t in asked}
 
 
 def _titled_vectors(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) -> np.ndarray:

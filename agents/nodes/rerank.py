@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ReplyBudget, map_concurrent
+from agents.nodes._drill import drilled
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from agents.steps import Step
@@ -48,13 +49,19 @@ def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
             order = _late_interaction(question, retrieved, ctx)
             if config.chain:
                 order = _as_chain(question, order, ctx)
+            if config.drill_down:
+                order = drilled(question, order, ctx)
             if ctx.llm is not None:
                 order = _llm_order(question, order, ctx, rec)
         kept = order[: config.k]
         before = [p["chunk_id"] for p in retrieved]
         rec.outputs = {
             "order": [
-                {"chunk_id": p["chunk_id"], "before": before.index(p["chunk_id"]) + 1, "after": i + 1}
+                {
+                    "chunk_id": p["chunk_id"],
+                    "before": before.index(p["chunk_id"]) + 1 if p["chunk_id"] in before else None,
+                    "after": i + 1,
+                }
                 for i, p in enumerate(order)
             ],
             "kept": len(kept),
@@ -92,17 +99,9 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
         )
     local = LexicalIndex.build(ids, ids, [f"{p['title']}\n{p['text']}" for p in passages])
     bm25 = dict(zip(ids, (float(x) for x in local.scores(question)), strict=True))
-    fused = rrf([ids, ranked(maxsim), ranked(bm25), ranked(matched)], weights=_calibrated(ctx))
+    fused = rrf([ids, ranked(maxsim), ranked(bm25), ranked(matched)], weights=LATE_INTERACTION_WEIGHTS)
     by_id = {p["chunk_id"]: p for p in passages}
     return [{**by_id[c], "score": round(fused[c], 6)} for c in ranked(fused)]
-
-
-def _calibrated(ctx: RunContext) -> tuple[float, ...]:
-    """The late-interaction weights, each view scaled by the corpus's weight of its method (see
-    :mod:`retrieval.calibration`); cosine plus term match leans on both."""
-    order, cosine, lexical, both = LATE_INTERACTION_WEIGHTS
-    signal = ctx.signal_weights()
-    return (order, cosine * signal.dense, lexical * signal.bm25, both * (signal.dense + signal.bm25) / 2)
 
 
 def _as_chain(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:

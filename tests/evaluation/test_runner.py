@@ -230,7 +230,7 @@ def test_a_second_ingest_reuses_the_index_and_drops_removed_documents(tmp_path: 
 
 @pytest.mark.parametrize("stage", ["retrieve", "answer", "nonsense"])
 def test_only_switchable_stages_can_be_ablated(tmp_path: Path, stage: str) -> None:
-    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify, weights"):
+    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify, weights, drill"):
         run_eval(
             write_dataset(tmp_path / "d"),
             settings=offline_settings(tmp_path),

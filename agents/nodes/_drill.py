@@ -1,0 +1,70 @@
+"""Drill down: the best document's best unit, searched among all of that document's units.
+
+A question names its document ("the December 8, 2007 accident of Piper N5921D") and asks for one thing in
+it ("the airframe total time"). Ranking whole passages rewards the passage that repeats the names (a report's
+first page) over the one that holds the answer (a form line on page 2). Inside one document the names are
+everywhere and pick nothing out, so a BM25 over that document's own sentences and rows, whose term weights
+come from that document alone, scores what is asked; fused with dense similarity by the corpus's signal
+weights, its best unit brings its passage up behind the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.context import RunContext
+from agents.nodes._focus import Focus, focus_in
+from agents.state import Passage
+from retrieval.fusion import ranked, rrf
+from retrieval.hits import ChunkHit, SentenceVector, passage_from_hit
+from retrieval.lexical import LexicalIndex
+
+
+@dataclass(frozen=True)
+class Drilled:
+    """A document's unit closest to what the question asks, the first chunk holding it, and that focus."""
+
+    unit: SentenceVector
+    chunk: ChunkHit
+    focus: Focus
+
+
+def drilled(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:
+    """``order`` with the passage holding the first document's best unit moved (or added) second."""
+    if not order:
+        return order
+    first = order[0]
+    found = best_unit(question, first["doc_id"], ctx)
+    if found is None or found.chunk.chunk_id == first["chunk_id"]:
+        return order
+    best = found.chunk
+    present = next((p for p in order if p["chunk_id"] == best.chunk_id), None)
+    moved = present if present is not None else passage_from_hit(best, first["score"])
+    return [first, moved] + [p for p in order[1:] if p["chunk_id"] != best.chunk_id]
+
+
+def best_unit(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
+    """The document's unit closest to the question's focus by in-document BM25 and meaning, and the first
+    chunk holding it; None for a document of fewer than two units."""
+    index = ctx.index
+    chunks = index.chunks_of(doc_id)
+    held = index.sentences_of(chunks)
+    holder: dict[str, ChunkHit] = {}
+    units: dict[str, SentenceVector] = {}
+    for chunk in chunks:
+        for unit in held.get(chunk.chunk_id, []):
+            holder.setdefault(unit.sentence_id, chunk)
+            units.setdefault(unit.sentence_id, unit)
+    if len(units) < 2:
+        return None
+    ids = list(units)
+    in_order = sorted(units.values(), key=lambda unit: unit.start)
+    focus = focus_in(question, in_order, title=chunks[0].title, share=index.document_share)
+    lexical = LexicalIndex.build(ids, ids, [units[i].reading for i in ids]).scores(focus.text)
+    vector = ctx.embed_query(focus.text)
+    by_terms = {i: float(score) for i, score in zip(ids, lexical, strict=True)}
+    by_meaning = {i: float(units[i].vector @ vector) for i in ids}
+    signal = ctx.signal_weights()
+    fused = rrf([ranked(by_terms), ranked(by_meaning)], weights=[signal.bm25, signal.dense])
+    best = ranked(fused)[0]
+    return Drilled(unit=units[best], chunk=holder[best], focus=focus)

@@ -5,7 +5,7 @@ it ("the airframe total time"). Ranking whole passages rewards the passage that 
 first page) over the one that holds the answer (a form line on page 2). Inside one document the names are
 everywhere and pick nothing out, so a BM25 over that document's own sentences and rows, whose term weights
 come from that document alone, scores what is asked; fused with dense similarity by the corpus's signal
-weights, its best unit brings its passage up behind the first.
+weights, its best unit brings its passage up: before the first, unless the first holds one of the best few.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from retrieval.fusion import ranked, rrf
 from retrieval.hits import ChunkHit, SentenceVector, passage_from_hit
 from retrieval.lexical import LexicalIndex
 
+CLOSE_UNITS = 3
+"""A first passage holding one of the document's best few units keeps its place; one that holds none was
+ranked for the words naming the document, and the best unit's passage goes before it."""
+
 
 @dataclass(frozen=True)
 class Drilled:
@@ -27,10 +31,24 @@ class Drilled:
     unit: SentenceVector
     chunk: ChunkHit
     focus: Focus
+    ranking: list[SentenceVector]
+    """All the document's units, best first."""
+
+    def rank_within(self, passage: Passage) -> int:
+        """The place in :attr:`ranking` of the best unit ``passage`` holds (past the end when none)."""
+        return next(
+            (
+                i
+                for i, unit in enumerate(self.ranking)
+                if passage["start"] <= unit.start and unit.end <= passage["end"]
+            ),
+            len(self.ranking),
+        )
 
 
 def drilled(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:
-    """``order`` with the passage holding the first document's best unit moved (or added) second."""
+    """``order`` with the passage holding the first document's best unit moved (or added) up: first when
+    the first passage holds none of the document's few best units, else second."""
     if not order:
         return order
     first = order[0]
@@ -40,7 +58,10 @@ def drilled(question: str, order: list[Passage], ctx: RunContext) -> list[Passag
     best = found.chunk
     present = next((p for p in order if p["chunk_id"] == best.chunk_id), None)
     moved = present if present is not None else passage_from_hit(best, first["score"])
-    return [first, moved] + [p for p in order[1:] if p["chunk_id"] != best.chunk_id]
+    rest = [p for p in order if p["chunk_id"] != best.chunk_id]
+    if found.rank_within(first) >= CLOSE_UNITS:
+        return [moved, *rest]
+    return [first, moved, *rest[1:]]
 
 
 def best_unit(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
@@ -66,5 +87,5 @@ def best_unit(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
     by_meaning = {i: float(units[i].vector @ vector) for i in ids}
     signal = ctx.signal_weights()
     fused = rrf([ranked(by_terms), ranked(by_meaning)], weights=[signal.bm25, signal.dense])
-    best = ranked(fused)[0]
-    return Drilled(unit=units[best], chunk=holder[best], focus=focus)
+    ranking = [units[i] for i in ranked(fused)]
+    return Drilled(unit=ranking[0], chunk=holder[ranking[0].sentence_id], focus=focus, ranking=ranking)

@@ -330,9 +330,16 @@ def _titled_vectors(sentences: list[tuple[Passage, SentenceVector]], ctx: RunCon
 
 
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:
-    """How well the quoted sentences, read with their documents' titles and sections, answer the question."""
+    """How well the quoted sentences, read with their documents' titles and sections, answer the question.
+    The question's names may stand in any ranked passage of a quoted document (a report names its aircraft
+    on page 1 and gives the asked field on page 2) or in the best two (a multi-hop question's bridge)."""
     passages = [ranked[number - 1] for number in dict.fromkeys(c.number for c in chosen)]
-    named_in = passages + [p for p in ranked[:NAMED_IN_TOP] if p not in passages]
+    quoted_docs = {p["doc_id"] for p in passages}
+    named_in = passages + [
+        p
+        for i, p in enumerate(ranked)
+        if p not in passages and (i < NAMED_IN_TOP or p["doc_id"] in quoted_docs)
+    ]
     if _has_rows(chosen):
         question = " ".join([question, *(field for asks, field in _IMPLIED_FIELDS if asks.search(question))])
     return judge_relevance(

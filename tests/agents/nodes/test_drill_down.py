@@ -4,11 +4,13 @@ ONNX model); prose openings do not count as naming."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from agents.nodes import _drill
 from agents.nodes._focus import focus_in
 from agents.nodes.answer import answer_question
 from agents.nodes.rerank import rerank_passages
@@ -129,14 +131,30 @@ def test_a_question_made_only_of_names_keeps_them_all() -> None:
     assert focus.text == "Vans RV-8 N103JT Latrobe"
 
 
-def test_rerank_brings_the_asked_fields_passage_second(index: Index) -> None:
+def test_rerank_puts_the_asked_fields_passage_before_a_first_passage_of_names(index: Index) -> None:
     order = _first_chunk_order(index)
     state = AgentState(question=QUESTION, variants=[], retrieved=order)
     ranked = rerank_passages(state, runtime_for(index, rerank={"chain": False}))["ranked"]
-    assert ANSWER_ROW in ranked[1]["text"]
+    assert ANSWER_ROW in ranked[0]["text"]
+    assert ranked[1]["chunk_id"] == order[0]["chunk_id"]
     off = runtime_for(index, rerank={"chain": False, "drill_down": False})
     unchanged = rerank_passages(state, off)["ranked"]
     assert all(ANSWER_ROW not in p["text"] for p in unchanged)
+
+
+def test_a_first_passage_holding_one_of_the_best_units_keeps_its_place(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = _first_chunk_order(index)
+    runtime = runtime_for(index)
+    found = _drill.best_unit(QUESTION, "report.pdf", runtime.context)
+    assert found is not None
+    in_first = next(u for u in found.ranking if order[0]["start"] <= u.start and u.end <= order[0]["end"])
+    runner_up = [found.unit, in_first, *(u for u in found.ranking if u not in (found.unit, in_first))]
+    monkeypatch.setattr(_drill, "best_unit", lambda *_: replace(found, ranking=runner_up))
+    moved = _drill.drilled(QUESTION, order, runtime.context)
+    assert moved[0]["chunk_id"] == order[0]["chunk_id"]
+    assert ANSWER_ROW in moved[1]["text"]
 
 
 @pytest.mark.parametrize("drill_down", [True, False])

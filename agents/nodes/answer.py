@@ -284,15 +284,15 @@ def _candidates(
     if not sentences:
         return []
     vector = ctx.embed_query(focus.text if focus is not None else question)
-    in_context = _titled_vectors([(passage, unit) for _, passage, unit in sentences], ctx)
+    readings = _readings([(passage, unit) for _, passage, unit in sentences], ctx)
     asked = focus.terms if focus is not None else key_terms(question)
     fields = _asked_fields(question)
     held = [key_terms(f"{passage['title']} {unit.reading}") & asked for _, passage, unit in sentences]
     weight = _rarity(asked, held)
     total = sum(weight.values()) or 1.0
     candidates = []
-    for (number, _, unit), contextual, terms in zip(sentences, in_context, held, strict=True):
-        meaning = max(float(np.dot(unit.vector, vector)), float(np.dot(contextual, vector)))
+    for (number, _, unit), read, terms in zip(sentences, readings, held, strict=True):
+        meaning = max(float(np.dot(unit.vector, vector)), *(float(np.dot(r, vector)) for r in read))
         names_field = (
             unit.role == "row" and meaning >= ROW_MIN_SUPPORT and term_share(fields, unit.reading) > 0
         )
@@ -318,15 +318,17 @@ def _rarity(asked: set[str], held: list[set[str]]) -> dict[str, float]:
     return {t: math.log(1 + count / (1 + sum(t in terms for terms in held))) for t in asked}
 
 
-def _titled_vectors(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) -> np.ndarray:
-    """Each sentence read under its document's title. A late sentence vector (``index.sentence_vectors``)
-    was pooled from its chunk's pass, whose text opens with the title, so it is that reading already and
-    is reused; other sentences are embedded again as "title: sentence"."""
+def _readings(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) -> np.ndarray:
+    """Each sentence's readings besides its stored vector, shape (sentences, readings, dims): under its
+    document's title ("title: sentence"), and for a late vector (``index.sentence_vectors``), which was
+    pooled in its chunk's context, also the sentence alone."""
+    titled = ctx.embed([f"{passage['title']}: {unit.reading}" for passage, unit in sentences])
     index = ctx.settings.index
     late = index.embed_sentences and index.sentence_vectors == "late"
-    if late and isinstance(ctx.index.embedder, SpanEmbedder):
-        return np.stack([unit.vector for _, unit in sentences])
-    return ctx.embed([f"{passage['title']}: {unit.reading}" for passage, unit in sentences])
+    if not (late and isinstance(ctx.index.embedder, SpanEmbedder)):
+        return titled[:, None]
+    alone = ctx.embed([unit.reading for _, unit in sentences])
+    return np.stack([titled, alone], axis=1)
 
 
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:

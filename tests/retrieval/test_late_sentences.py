@@ -150,12 +150,12 @@ def test_ingest_bench_reports_the_chunks_only_model_time(
         assert "n/a (sentences embedded separately)" in printed
 
 
-@pytest.mark.parametrize(("mode", "embedded"), [("late", 1), ("separate", 4)])
-def test_offline_answer_reuses_late_vectors_as_the_titled_reading(
-    tmp_path: Path, embedder: OnnxEmbedder, mode: str, embedded: int
+@pytest.mark.parametrize("mode", ["late", "separate"])
+def test_offline_answer_quotes_the_sentence_that_answers_with_either_sentence_vectors(
+    tmp_path: Path, embedder: OnnxEmbedder, mode: str
 ) -> None:
-    """A late sentence vector was pooled under its title, so the answer does not embed "title: sentence"
-    again for each question (only the question itself); separate vectors still get the titled pass."""
+    """The answer reads each candidate alone and under its title in both modes (see
+    tests/agents/nodes/test_answer_late_vectors.py), so late vectors quote the same sentence."""
     from langgraph.runtime import Runtime
 
     from agents.context import CallBudget, RunContext
@@ -174,8 +174,6 @@ def test_offline_answer_reuses_late_vectors_as_the_titled_reading(
     ctx = RunContext(
         settings=settings, index=index, llm=None, ledger=UsageLedger(), budget=CallBudget(limit=1)
     )
-    before = embedder.stats.texts
     state = AgentState(question=question, ranked=ranked, retrieved=ranked, attempts=0)
     answered = answer_question(state, Runtime(context=ctx))
-    assert embedder.stats.texts - before == embedded
     assert answered["sentences"][0]["text"].startswith("It weighs roughly 760 kilograms")

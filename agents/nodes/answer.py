@@ -273,7 +273,10 @@ def _candidates(
     """Each quotable sentence or row of the ``quoted`` passages (with their source numbers) at least
     ``min_support`` similar to the question, scored with shared words. A unit is read both as it stands and
     headed by its document's title, whichever is closer, so "It weighs 760 kilograms" counts as being about
-    the Rosetta Stone."""
+    the Rosetta Stone. With a ``focus`` (see :mod:`agents.nodes._focus`) units are read against it and
+    its terms; a sentence is also read against the whole question, a row is not, since the rows that
+    repeat the question's names (a report's "Location:" and "Aircraft:" lines) are what the focus
+    sets aside."""
     units = evidence_units([passage for _, passage in quoted], ctx.index)
     sentences = [
         (number, passage, unit)
@@ -283,7 +286,8 @@ def _candidates(
     ]
     if not sentences:
         return []
-    vector = ctx.embed_query(focus.text if focus is not None else question)
+    asked_vector = ctx.embed_query(question)
+    vector = ctx.embed_query(focus.text) if focus is not None else asked_vector
     readings = _readings([(passage, unit) for _, passage, unit in sentences], ctx)
     asked = focus.terms if focus is not None else key_terms(question)
     fields = _asked_fields(question)
@@ -293,6 +297,12 @@ def _candidates(
     candidates = []
     for (number, _, unit), read, terms in zip(sentences, readings, held, strict=True):
         meaning = max(float(np.dot(unit.vector, vector)), *(float(np.dot(r, vector)) for r in read))
+        if unit.role != "row":
+            meaning = max(
+                meaning,
+                float(np.dot(unit.vector, asked_vector)),
+                *(float(np.dot(r, asked_vector)) for r in read),
+            )
         names_field = (
             unit.role == "row" and meaning >= ROW_MIN_SUPPORT and term_share(fields, unit.reading) > 0
         )

@@ -38,6 +38,11 @@ FIELDS = [
     "Flight Time: 475 hours (Total, all aircraft), 3 hours (Total, this make and model)",
     "Engine Manufacturer: Lycoming Engine Model/Series: IO-360",
     "Airport Elevation: 1201 ft Runway Surface Condition: Dry",
+    "Model/Series: RV-8 Aircraft Category: Airplane",
+    "Time Since Last Inspection: 20 Hours Engines: 1 Reciprocating",
+    "Airframe Total Time: 890 Hours at time of accident",
+    "Flight Time: 12 hours (Last 90 days, all aircraft), 4 hours (Last 30 days, all aircraft)",
+    "Aircraft Make: Vans Aircraft Amateur Built: Yes",
 ]
 TITLE = "National Transportation Safety Board"
 QUESTION = "How many hours in the make and model did the pilot of Vans RV-8 N103JT have at Latrobe, PA?"

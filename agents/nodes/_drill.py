@@ -19,7 +19,7 @@ from retrieval.fusion import ranked, rrf
 from retrieval.hits import ChunkHit, SentenceVector, passage_from_hit
 from retrieval.lexical import LexicalIndex
 
-CLOSE_UNITS = 5
+CLOSE_UNITS = 3
 """A first passage holding one of the document's best few units keeps its place; one that holds none was
 ranked for the words naming the document, and the best unit's passage goes before it."""
 

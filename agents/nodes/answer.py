@@ -274,9 +274,8 @@ def _candidates(
     ``min_support`` similar to the question, scored with shared words. A unit is read both as it stands and
     headed by its document's title, whichever is closer, so "It weighs 760 kilograms" counts as being about
     the Rosetta Stone. With a ``focus`` (see :mod:`agents.nodes._focus`) units are read against it and
-    its terms; a sentence is also read against the whole question, a row is not, since the rows that
-    repeat the question's names (a report's "Location:" and "Aircraft:" lines) are what the focus
-    sets aside."""
+    its terms, and still against the whole question, since reading against the focus alone lost
+    answers whose sentence repeats a name ("Tesla moved to New York in 1884")."""
     units = evidence_units([passage for _, passage in quoted], ctx.index)
     sentences = [
         (number, passage, unit)
@@ -296,13 +295,11 @@ def _candidates(
     total = sum(weight.values()) or 1.0
     candidates = []
     for (number, _, unit), read, terms in zip(sentences, readings, held, strict=True):
-        meaning = max(float(np.dot(unit.vector, vector)), *(float(np.dot(r, vector)) for r in read))
-        if unit.role != "row":
-            meaning = max(
-                meaning,
-                float(np.dot(unit.vector, asked_vector)),
-                *(float(np.dot(r, asked_vector)) for r in read),
-            )
+        meaning = max(
+            float(np.dot(unit.vector, vector)),
+            float(np.dot(unit.vector, asked_vector)),
+            *(float(np.dot(r, asked_vector)) for r in read),
+        )
         names_field = (
             unit.role == "row" and meaning >= ROW_MIN_SUPPORT and term_share(fields, unit.reading) > 0
         )

@@ -30,7 +30,7 @@ from langgraph.types import StreamWriter
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.errors import LLMOutputError
 from agents.llm import ChatModel
-from agents.nodes._drill import best_unit
+from agents.nodes._drill import Drilled, best_unit
 from agents.nodes._focus import Focus
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
 from agents.nodes._text import (
@@ -208,7 +208,8 @@ def _extractive_answer(
     """The passage sentences closest to the question, each quoted exactly and followed by its [n]."""
     config = ctx.settings.answer
     numbered = list(enumerate(ranked, start=1))
-    quoted, focus = _quoted_passages(question, numbered, ctx)
+    quoted, found = _quoted_passages(question, numbered, ctx)
+    focus = found.focus if found is not None else None
     candidates = _candidates(question, quoted, ctx=ctx, focus=focus)
     each_document = _ASKS_EACH_DOCUMENT.search(question) is not None
     if each_document or _has_rows(candidates):
@@ -224,6 +225,8 @@ def _extractive_answer(
         chosen = _one_per_document(candidates, floor=floor)
     else:
         chosen = _pick(candidates, limit=config.max_sentences, floor=floor)
+        if found is not None:
+            chosen = _with_drilled(chosen, candidates, found.unit.sentence_id, limit=config.max_sentences)
     rec.outputs["quoted"] = [
         {"number": c.number, "sentence_id": c.unit.sentence_id, "score": round(c.score, 4)} for c in chosen
     ]
@@ -242,9 +245,9 @@ def _extractive_answer(
 
 def _quoted_passages(
     question: str, numbered: list[tuple[int, Passage]], ctx: RunContext
-) -> tuple[list[tuple[int, Passage]], Focus | None]:
+) -> tuple[list[tuple[int, Passage]], Drilled | None]:
     """The passages the answer quotes from: the best ``quote_passages``, and the one holding the best
-    document's best unit (see :mod:`agents.nodes._drill`), with the question's focus in that document."""
+    document's best unit (see :mod:`agents.nodes._drill`), with that unit and the question's focus."""
     quoted = numbered[: ctx.settings.answer.quote_passages]
     if not numbered or not ctx.settings.rerank.drill_down:
         return quoted, None
@@ -252,7 +255,20 @@ def _quoted_passages(
     if found is None:
         return quoted, None
     holding = [(n, p) for n, p in numbered if p["chunk_id"] == found.chunk.chunk_id and (n, p) not in quoted]
-    return quoted + holding, found.focus
+    return quoted + holding, found
+
+
+def _with_drilled(
+    chosen: list[_Candidate], candidates: list[_Candidate], drilled_id: str, *, limit: int
+) -> list[_Candidate]:
+    """``chosen`` holding the drilled unit too, in place of the weakest pick when full, if that unit is a
+    candidate at all: the drill-down searched the whole document for what is asked, the candidates'
+    scores only the passages at hand, and each finds answers the other misses."""
+    drilled = next((c for c in candidates if c.unit.sentence_id == drilled_id), None)
+    if drilled is None or any(c.unit.sentence_id == drilled_id for c in chosen):
+        return chosen
+    kept = sorted(chosen, key=lambda c: -c.score)[: max(0, limit - 1)]
+    return sorted([*kept, drilled], key=lambda c: (c.number, c.unit.start))
 
 
 def _row_passages(

@@ -12,7 +12,7 @@ import pytest
 
 from agents.nodes import _drill
 from agents.nodes._focus import focus_in
-from agents.nodes.answer import answer_question
+from agents.nodes.answer import _Candidate, _with_drilled, answer_question
 from agents.nodes.rerank import rerank_passages
 from agents.nodes.retrieve import passage_from_hit
 from agents.state import AgentState, Passage
@@ -173,3 +173,20 @@ def test_the_offline_answer_quotes_the_asked_field_not_the_line_naming_the_repor
     answer = answer_question(state, runtime_for(index, rerank={"drill_down": drill_down}))
     assert ANSWER_ROW in answer["answer_text"]
     assert ("Accident Number" in answer["answer_text"]) is not drill_down
+
+
+def _candidate(number: int, sentence_id: str, score: float) -> _Candidate:
+    unit = SentenceVector(sentence_id, "d", sentence_id, number, number + 1, np.zeros(3, dtype=np.float32))
+    return _Candidate(number=number, unit=unit, score=score, meaning=score)
+
+
+def test_the_drilled_unit_takes_the_weakest_pick_s_place() -> None:
+    best, weak, drilled = _candidate(1, "a", 0.9), _candidate(2, "b", 0.5), _candidate(3, "c", 0.4)
+    chosen = _with_drilled([best, weak], [best, weak, drilled], "c", limit=2)
+    assert [c.unit.sentence_id for c in chosen] == ["a", "c"]
+
+
+def test_a_drilled_unit_already_chosen_or_below_every_floor_changes_nothing() -> None:
+    best, weak = _candidate(1, "a", 0.9), _candidate(2, "b", 0.5)
+    assert _with_drilled([best, weak], [best, weak], "b", limit=2) == [best, weak]
+    assert _with_drilled([best, weak], [best, weak], "not-a-candidate", limit=2) == [best, weak]

@@ -176,4 +176,4 @@ def test_offline_answer_quotes_the_sentence_that_answers_with_either_sentence_ve
     )
     state = AgentState(question=question, ranked=ranked, retrieved=ranked, attempts=0)
     answered = answer_question(state, Runtime(context=ctx))
-    assert answered["sentences"][0]["text"].startswith("It weighs roughly 760 kilograms")
+    assert any(s["text"].startswith("It weighs roughly 760 kilograms") for s in answered["sentences"])

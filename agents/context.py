@@ -7,10 +7,10 @@ deadline, an endpoint found down), and degrading the stage, or failing in strict
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class RunContext:
     budget: CallBudget
     limits: RunLimits = field(init=False)
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _computed: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.limits = RunLimits(self.budget, deadline_s=self.settings.deadline_s)
@@ -53,6 +54,12 @@ class RunContext:
     def embed_query(self, text: str) -> np.ndarray:
         """One text's embedding, cached like :meth:`embed`."""
         return self.embed([text])[0]
+
+    def once(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, run once per question for each key (rerank and answer share the drill-down)."""
+        if key not in self._computed:
+            self._computed[key] = compute()
+        return cast(T, self._computed[key])
 
     def signal_weights(self) -> SignalWeights:
         """The corpus's BM25 and dense weights, or equal weights when ``retrieve.signal_weights`` is off."""

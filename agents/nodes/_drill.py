@@ -66,7 +66,11 @@ def drilled(question: str, order: list[Passage], ctx: RunContext) -> list[Passag
 
 def best_unit(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
     """The document's unit closest to the question's focus by in-document BM25 and meaning, and the first
-    chunk holding it; None for a document of fewer than two units."""
+    chunk holding it; None for a document of fewer than two units. Searched once per question."""
+    return ctx.once(("drill", question, doc_id), lambda: _search(question, doc_id, ctx))
+
+
+def _search(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
     index = ctx.index
     chunks = index.chunks_of(doc_id)
     held = index.sentences_of(chunks)

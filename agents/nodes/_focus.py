@@ -9,7 +9,6 @@ is asked ("hours", "make", "model"). Once the document is chosen, its units are 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +20,6 @@ OPENING_UNITS = 8
 NAMING_SHARE = 0.5
 """A word most documents hold ("accident", "time" in a set of accident reports) names none of them."""
 
-_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def focus_in(
     asked = key_terms(question)
     opening = units[:OPENING_UNITS]
     heads = key_terms(" ".join([title, *(unit.reading for unit in opening if _is_heading(unit))]))
-    words = _WORD.findall(question)
+    words = question.split()
     naming = asked & heads
     names = [t for t, held_by in share(naming).items() if held_by <= NAMING_SHARE]
     body = key_terms(" ".join(unit.reading for unit in units[OPENING_UNITS:]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.context import RunContext
+from agents.nodes._asks import asked_kind
 from agents.nodes._focus import Focus, focus_in
 from agents.state import Passage
 from retrieval.fusion import ranked, rrf
@@ -22,6 +23,11 @@ from retrieval.lexical import LexicalIndex
 CLOSE_UNITS = 3
 """A first passage holding one of the document's best few units keeps its place; one that holds none was
 ranked for the words naming the document, and the best unit's passage goes before it."""
+ASKED_KIND_BONUS = 1.05
+"""Factor on the fused score of a unit holding the kind of thing asked (a figure, a date; see
+:mod:`agents.nodes._asks`): it passes the one or two units just above it. Measured on the answer's
+document, the best unit held the answer for 19 of 47 nih-protocols questions instead of 14, 28 of 47
+ntsb-reports instead of 26, 37 of 200 hotpotqa-500 instead of 35, and 156 of 200 xquad-en instead of 157."""
 
 
 @dataclass(frozen=True)
@@ -91,5 +97,11 @@ def _search(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
     by_meaning = {i: float(units[i].vector @ vector) for i in ids}
     signal = ctx.signal_weights()
     fused = rrf([ranked(by_terms), ranked(by_meaning)], weights=[signal.bm25, signal.dense])
+    kind = asked_kind(question)
+    if kind is not None:
+        fused = {
+            i: score * (ASKED_KIND_BONUS if kind.held_by(units[i].reading) else 1.0)
+            for i, score in fused.items()
+        }
     ranking = [units[i] for i in ranked(fused)]
     return Drilled(unit=ranking[0], chunk=holder[ranking[0].sentence_id], focus=focus, ranking=ranking)

@@ -55,6 +55,9 @@ __all__ = ["NO_ANSWER", "answer_question", "format_sources"]
 MEANING_WEIGHT = 0.7
 MAX_PER_PASSAGE = 2
 MIN_QUOTE_WORDS = 4
+LONG_FRAGMENT_WORDS = 8
+"""Words from which a unit without a sentence's end is quoted all the same: a heading is shorter, and a
+PDF's table cells and form text lose their full stops ("... maintenance with same dose every 4 weeks")."""
 NEAR_DUPLICATE = 0.92
 # A quoted sentence must also score this share of the best one, so a strong match does not drag in filler.
 RELATIVE_FLOOR = 0.9
@@ -357,7 +360,8 @@ def _readings(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) 
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:
     """How well the quoted sentences, read with their documents' titles and sections, answer the question.
     The question's names may stand in any ranked passage of a quoted document (a report names its aircraft
-    on page 1 and gives the asked field on page 2) or in the best two (a multi-hop question's bridge)."""
+    on page 1 and gives the asked field on page 2) or in the best two (a multi-hop question's bridge), or
+    in a quoted document's file name, by which people call it ("the protocol NCT06156735")."""
     passages = [ranked[number - 1] for number in dict.fromkeys(c.number for c in chosen)]
     quoted_docs = {p["doc_id"] for p in passages}
     named_in = passages + [
@@ -372,14 +376,14 @@ def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]
         " ".join(c.unit.reading for c in chosen),
         context=" ".join(f"{p['title']} {p['section']}" for p in passages),
         meaning=max(c.meaning for c in chosen),
-        passage=" ".join(f"{p['title']} {p['text']}" for p in named_in),
+        passage=" ".join(f"{p['doc_id']} {p['title']} {p['text']}" for p in named_in),
         title=passages[0]["title"],
     )
 
 
 def _quotable(unit: SentenceVector) -> bool:
     """A row with words besides a page number, or a full sentence, not a heading or a fragment: enough
-    words, ending like a sentence."""
+    words, ending like a sentence, or many words."""
     stripped = unit.text.strip()
     if unit.role == "row":
         return (
@@ -390,8 +394,13 @@ def _quotable(unit: SentenceVector) -> bool:
     return (
         not stripped.startswith("#")
         and not reads_as_instruction(stripped)
-        and stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
-        and len(words(stripped)) >= MIN_QUOTE_WORDS
+        and (
+            len(words(stripped)) >= LONG_FRAGMENT_WORDS
+            or (
+                stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
+                and len(words(stripped)) >= MIN_QUOTE_WORDS
+            )
+        )
     )
 
 

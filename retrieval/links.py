@@ -6,6 +6,9 @@ Titles are matched as whole words, case-insensitively, and a name must point at 
 that several documents share ("Form 10-K") names none of them. A title's disambiguation in parentheses
 ("Black Book (film)") may be left out, unless another document is called by what remains; and a one-word
 title counts only where the text capitalises it, so "notes" in a sentence does not name a file "Notes".
+A document is also named by an identifier in its file name ("NCT06152666" for
+"docs/NCT06152666_Prot_000.pdf", "CEN19FA123"): a word of five characters or more holding a digit that no
+other document's file name holds, since people call a protocol or a report by its number.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 _WORD = re.compile(r"\w+")
 _DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
+_IDENTIFIER = re.compile(r"[^\W_]+")
+MIN_IDENTIFIER_CHARS = 5
 MAX_TITLE_WORDS = 12
 MIN_TITLE_CHARS = 3
 
@@ -33,6 +38,7 @@ class TitleIndex:
     titles: dict[str, str]
     _by_name: dict[tuple[str, ...], str | None] = field(init=False, repr=False)
     _longest: int = field(init=False, repr=False)
+    _by_identifier: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         full: dict[tuple[str, ...], list[str]] = {}
@@ -47,6 +53,11 @@ class TitleIndex:
             if _nameable(name)
         }
         self._longest = max((len(name) for name in self._by_name), default=0)
+        holders: dict[str, list[str]] = {}
+        for doc_id in self.titles:
+            for identifier in _file_identifiers(doc_id):
+                holders.setdefault(identifier, []).append(doc_id)
+        self._by_identifier = {name: ids[0] for name, ids in holders.items() if len(ids) == 1}
 
     @classmethod
     def load(cls, path: Path) -> TitleIndex:
@@ -67,6 +78,8 @@ class TitleIndex:
         while start < len(words):
             length = self._longest_name_at(words, start, capitalised=raw[start][0].isupper())
             doc_id = self._by_name[tuple(words[start : start + length])] if length else None
+            if doc_id is None and not length:
+                doc_id = self._by_identifier.get(words[start])
             if doc_id is not None:
                 found[doc_id] = None
             start += length or 1
@@ -78,6 +91,16 @@ class TitleIndex:
             if (length > 1 or capitalised) and tuple(words[start : start + length]) in self._by_name:
                 return length
         return 0
+
+
+def _file_identifiers(doc_id: str) -> set[str]:
+    """The lower-cased words of a document's file name that can identify it: long enough, with a digit."""
+    stem = PurePosixPath(doc_id).stem
+    return {
+        word.lower()
+        for word in _IDENTIFIER.findall(stem)
+        if len(word) >= MIN_IDENTIFIER_CHARS and any(char.isdigit() for char in word)
+    }
 
 
 def _nameable(name: tuple[str, ...]) -> bool:

@@ -114,3 +114,18 @@ def test_the_nearest_chunk_of_each_document_comes_in_the_order_asked(embedder: A
     assert [h.doc_id for h in found] == ["film.txt", "reijn.txt"]
     assert found[1].score > found[0].score
     assert index.nearest_chunk_of_each(vector, []) == []
+
+
+def test_a_document_is_named_by_an_identifier_in_its_file_name() -> None:
+    titles = TitleIndex(
+        {
+            "docs/NCT06152666_Prot_000.pdf": "Study Protocol",
+            "docs/NCT06152679_Prot_000.pdf": "Study Protocol",
+            "reports/2023/CEN19FA123.pdf": "National Transportation Safety Board",
+            "reports/2023/CEN19FA124.pdf": "National Transportation Safety Board",
+        }
+    )
+    question = "Which study plans longer interviews, NCT06152679 or nct06152666?"
+    assert titles.named_in(question) == ["docs/NCT06152679_Prot_000.pdf", "docs/NCT06152666_Prot_000.pdf"]
+    assert titles.named_in("the accident CEN19FA124") == ["reports/2023/CEN19FA124.pdf"]
+    assert titles.named_in("Prot 000 from 2023, version 00000") == []

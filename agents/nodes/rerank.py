@@ -31,6 +31,9 @@ LATE_INTERACTION_WEIGHTS = (0.5, 1.0, 1.0, 2.0)
 """RRF weights of: retrieval order, best-sentence cosine, BM25 among candidates, cosine plus term match."""
 ANCHOR_CHOICES = 2
 """How far down the order a passage from a document the question names may move to the top."""
+NAMED_NEAR_TOP = 3
+"""A question naming several documents ("NCT06152666 or NCT06152679") has each one's best passage among
+this many first passages."""
 RANKING_REPLY = ReplyBudget(fixed=32, per_item=8)
 """The reply ranks a window's passages by number."""
 
@@ -51,6 +54,7 @@ def rerank_passages(state: AgentState, runtime: Runtime[RunContext]) -> dict[str
                 order = _as_chain(question, order, ctx)
             if config.drill_down:
                 order = drilled(question, order, ctx)
+            order = _each_named_document_near_the_top(question, order, ctx)
             if ctx.llm is not None:
                 order = _llm_order(question, order, ctx, rec)
         kept = order[: config.k]
@@ -118,6 +122,25 @@ def _as_chain(question: str, order: list[Passage], ctx: RunContext) -> list[Pass
     fused = rrf([ids, [p["chunk_id"] for p in rest if p["doc_id"] in linked]])
     by_id = {p["chunk_id"]: p for p in rest}
     return [first] + [by_id[c] for c in ranked(fused)]
+
+
+def _each_named_document_near_the_top(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:
+    """``order`` with the best passage of each document the question names moved up behind the first
+    passage when it is not among the first :data:`NAMED_NEAR_TOP`: a question that names two documents
+    compares them, and one document's passages crowd out the other's. A question naming one or none
+    keeps the order."""
+    named = ctx.index.documents_named_in(question)
+    if len(named) < 2 or not order:
+        return order
+    near = {p["doc_id"] for p in order[:NAMED_NEAR_TOP]}
+    lifted = [
+        best
+        for doc_id in named
+        if doc_id not in near
+        and (best := next((p for p in order if p["doc_id"] == doc_id), None)) is not None
+    ]
+    rest = [p for p in order[1:] if p not in lifted]
+    return [order[0], *lifted, *rest]
 
 
 def _idf(terms: set[str], sentences: list[set[str]]) -> dict[str, float]:

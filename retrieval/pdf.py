@@ -113,11 +113,35 @@ def _read_pages(path: Path, pdf: pdfium.PdfDocument) -> list[_Page]:
 def _raw_offsets(raw: str) -> list[int]:
     """For each character of the text with line breaks made "\\n", its index in pdfium's raw text."""
     offsets: list[int] = []
-    index = 0
-    while index < len(raw):
-        offsets.append(index)
-        index += 2 if raw.startswith("\r\n", index) else 1
+    base = 0
+    for part in raw.split("\r\n"):
+        offsets.extend(range(base, base + len(part) + 1))  # the part, then the "\n" its "\r\n" became
+        base += len(part) + 2
+    offsets.pop()  # no line break after the last part
     return offsets
+
+
+class _CharBoxes:
+    """Horizontal edges of a text page's character boxes, read straight from pdfium into reused buffers:
+    a page asks for two boxes per space, and the wrapper's per-call allocations were most of the cost."""
+
+    def __init__(self, textpage: pdfium.PdfTextPage) -> None:
+        from ctypes import c_double
+
+        import pypdfium2.raw as pdfium_c
+
+        self._page = textpage.raw
+        self._get_box = pdfium_c.FPDFText_GetCharBox
+        self._edges = (c_double(), c_double(), c_double(), c_double())
+
+    def horizontal(self, index: int) -> tuple[float, float]:
+        """Left and right edges of the character at ``index`` (as ``PdfTextPage.get_charbox``)."""
+        left, right, bottom, top = self._edges
+        if not self._get_box(self._page, index, left, right, bottom, top):
+            import pypdfium2 as pdfium
+
+            raise pdfium.PdfiumError("Failed to get charbox.")
+        return left.value, right.value
 
 
 def _lines_with_gaps(textpage: pdfium.PdfTextPage, raw: str, text: str) -> list[TextLine]:
@@ -126,18 +150,20 @@ def _lines_with_gaps(textpage: pdfium.PdfTextPage, raw: str, text: str) -> list[
     if textpage.count_chars() != len(raw):  # characters outside the BMP: boxes would not line up
         return lines
     to_raw = _raw_offsets(raw)
+    boxes = _CharBoxes(textpage)
     spans: dict[int, list[tuple[int, float]]] = {}
     widths: list[float] = []
     for number, line in enumerate(lines):
-        for position, char in enumerate(line.text):
-            if char != " " or position == 0 or position == len(line.text) - 1:
-                continue
+        last = len(line.text) - 1
+        position = line.text.find(" ", 1)
+        while 0 < position < last:
             at = to_raw[line.start + position]
-            left, _, right, _ = textpage.get_charbox(at - 1)
-            following, _, _, _ = textpage.get_charbox(at + 1)
+            left, right = boxes.horizontal(at - 1)
+            following, _ = boxes.horizontal(at + 1)
             if right > left:
                 widths.append(right - left)
             spans.setdefault(number, []).append((position, following - right))
+            position = line.text.find(" ", position + 1)
     if not widths:
         return lines
     threshold = _COLUMN_GAP * statistics.median(widths)

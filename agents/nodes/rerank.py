@@ -10,6 +10,7 @@ goes first, and the passages of documents that this first passage names move up 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -23,6 +24,7 @@ from agents.steps import Step
 from prompts import render
 from prompts.schemas import WindowJudgement
 from retrieval.fusion import ranked, rrf
+from retrieval.hits import passage_from_hit
 from retrieval.lexical import LexicalIndex, tokenize
 
 TERM_WEIGHT = 2.0
@@ -34,6 +36,9 @@ ANCHOR_CHOICES = 2
 NAMED_NEAR_TOP = 3
 """A question naming several documents ("NCT06152666 or NCT06152679") has each one's best passage among
 this many first passages."""
+_CHOICE = re.compile(r"[:,]\s*(?P<first>[^:,?]+?)\s+or\s+(?P<second>[^:,?]+?)\s*\?\s*$")
+"""A question's choice between two things, set off by a colon or comma: "…: the VRULT study or the
+Access-H2O study?"."""
 RANKING_REPLY = ReplyBudget(fixed=32, per_item=8)
 """The reply ranks a window's passages by number."""
 
@@ -125,22 +130,35 @@ def _as_chain(question: str, order: list[Passage], ctx: RunContext) -> list[Pass
 
 
 def _each_named_document_near_the_top(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:
-    """``order`` with the best passage of each document the question names moved up behind the first
-    passage when it is not among the first :data:`NAMED_NEAR_TOP`: a question that names two documents
-    compares them, and one document's passages crowd out the other's. A question naming one or none
-    keeps the order."""
-    named = ctx.index.documents_named_in(question)
-    if len(named) < 2 or not order:
+    """``order`` with the best passage of each document the question asks about (see
+    :func:`_documents_asked_about`) moved up behind the first passage when it is not among the first
+    :data:`NAMED_NEAR_TOP`, fetched when it was not retrieved: a question about two documents compares
+    them, and one document's passages crowd out the other's. A question about one or none keeps the order."""
+    asked_about = _documents_asked_about(question, ctx)
+    if len(asked_about) < 2 or not order:
         return order
     near = {p["doc_id"] for p in order[:NAMED_NEAR_TOP]}
-    lifted = [
-        best
-        for doc_id in named
-        if doc_id not in near
-        and (best := next((p for p in order if p["doc_id"] == doc_id), None)) is not None
-    ]
+    wanted = [d for d in asked_about if d not in near]
+    best = {d: next((p for p in order if p["doc_id"] == d), None) for d in wanted}
+    missing = [d for d, passage in best.items() if passage is None]
+    if missing:
+        vector = ctx.embed_query(question)
+        best |= {h.doc_id: passage_from_hit(h, 0.0) for h in ctx.index.nearest_chunk_of_each(vector, missing)}
+    lifted = [passage for passage in best.values() if passage is not None]
     rest = [p for p in order[1:] if p not in lifted]
     return [order[0], *lifted, *rest]
+
+
+def _documents_asked_about(question: str, ctx: RunContext) -> list[str]:
+    """The documents a question names, by title or file identifier, and for a choice between two things
+    ("Which was started first, Arthur's Magazine or First for Women?") each one's best document by BM25."""
+    index = ctx.index
+    asked = index.documents_named_in(question)
+    choice = _CHOICE.search(question)
+    if choice is not None:
+        for alternative in choice.group("first", "second"):
+            asked += [doc_id for doc_id, _ in index.bm25_documents(alternative, 1)]
+    return list(dict.fromkeys(asked))
 
 
 def _idf(terms: set[str], sentences: list[set[str]]) -> dict[str, float]:

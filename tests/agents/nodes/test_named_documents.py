@@ -59,3 +59,13 @@ def test_the_second_named_document_moves_up_behind_the_first_passage(index: Inde
 def test_a_question_naming_one_document_or_none_keeps_the_order(index: Index, question: str) -> None:
     order = _order(index)
     assert _each_named_document_near_the_top(question, order, runtime_for(index).context) == order
+
+
+def test_a_choice_between_two_things_brings_each_one_s_document_even_one_not_retrieved(index: Index) -> None:
+    order = _order(index)
+    assert all(p["doc_id"] != OTHER for p in order)
+    question = "Which is offered more often: the staff interviews or the virtual reality programme?"
+    moved = _each_named_document_near_the_top(question, order, runtime_for(index).context)
+    assert moved[0] == order[0]
+    assert [p["doc_id"] for p in moved[1:2]] == [OTHER]
+    assert len(moved) == len(order) + 1

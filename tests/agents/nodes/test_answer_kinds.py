@@ -13,10 +13,10 @@ from agents.nodes import _drill
 from agents.nodes._asks import asked_kind
 from agents.nodes.answer import _Candidate, _quotable, _relevance_of
 from agents.state import Passage
-from retrieval.config import ChunkingConfig, IndexConfig
 from retrieval.hits import SentenceVector
 from retrieval.index import Index
 from retrieval.models import Document
+from tests.agents.nodes.indexes import ingested_index
 from tests.agents.nodes.test_links_chain import runtime_for
 
 
@@ -69,14 +69,10 @@ ASKED = "How often is low-dose emicizumab given during the maintenance period of
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Index:
-    config = IndexConfig(
-        home=tmp_path_factory.mktemp("kinds"), chunking=ChunkingConfig(chunk_tokens=48, overlap_tokens=0)
-    )
-    built = Index(config, embedder=embedder)
-    built.ingest_documents(
-        [Document(doc_id="protocol.pdf", title="Protocol", text=" ".join(PROTOCOL), source="protocol.pdf")]
-    )
-    return built
+    documents = [
+        Document(doc_id="protocol.pdf", title="Protocol", text=" ".join(PROTOCOL), source="protocol.pdf")
+    ]
+    return ingested_index(tmp_path_factory.mktemp("kinds"), embedder, documents, chunk_tokens=48)
 
 
 def test_the_drill_down_lifts_the_unit_holding_the_asked_figure(

@@ -16,10 +16,10 @@ from agents.nodes.answer import _Candidate, _with_drilled, answer_question
 from agents.nodes.rerank import rerank_passages
 from agents.nodes.retrieve import passage_from_hit
 from agents.state import AgentState, Passage
-from retrieval.config import ChunkingConfig, IndexConfig
 from retrieval.hits import SentenceVector
 from retrieval.index import Index
 from retrieval.models import Document, Span
+from tests.agents.nodes.indexes import ingested_index
 from tests.agents.nodes.test_links_chain import runtime_for
 
 OPENING = [
@@ -81,12 +81,8 @@ def _common(terms: set[str]) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Index:
-    config = IndexConfig(
-        home=tmp_path_factory.mktemp("drill"), chunking=ChunkingConfig(chunk_tokens=64, overlap_tokens=0)
-    )
-    built = Index(config, embedder=embedder)
-    built.ingest_documents([_report(), *OTHERS])
-    return built
+    documents = [_report(), *OTHERS]
+    return ingested_index(tmp_path_factory.mktemp("drill"), embedder, documents, chunk_tokens=64)
 
 
 def _first_chunk_order(index: Index) -> list[Passage]:

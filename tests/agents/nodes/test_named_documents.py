@@ -9,10 +9,10 @@ import pytest
 
 from agents.nodes.rerank import NAMED_NEAR_TOP, _each_named_document_near_the_top
 from agents.state import Passage
-from retrieval.config import ChunkingConfig, IndexConfig
 from retrieval.hits import passage_from_hit
 from retrieval.index import Index
 from retrieval.models import Document
+from tests.agents.nodes.indexes import ingested_index
 from tests.agents.nodes.test_links_chain import runtime_for
 
 STAFF = "docs/NCT06152666_Prot_000.pdf"
@@ -28,14 +28,8 @@ TEXTS = {
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Index:
-    config = IndexConfig(
-        home=tmp_path_factory.mktemp("named"), chunking=ChunkingConfig(chunk_tokens=16, overlap_tokens=0)
-    )
-    built = Index(config, embedder=embedder)
-    built.ingest_documents(
-        [Document(doc_id=d, title="Study Protocol", text=text, source=d) for d, text in TEXTS.items()]
-    )
-    return built
+    documents = [Document(doc_id=d, title="Study Protocol", text=text, source=d) for d, text in TEXTS.items()]
+    return ingested_index(tmp_path_factory.mktemp("named"), embedder, documents, chunk_tokens=16)
 
 
 def _order(index: Index) -> list[Passage]:

@@ -59,7 +59,7 @@ def test_raw_offsets_match_the_character_walk(raw: str) -> None:
 
 
 SPACED_PAGE = [
-    *FORM_PAGE,
+    *(FORM_PAGE or []),
     (72, 600, "A  line with  doubled spaces and a trailing space "),
     (72, 586, " a leading space, then  one  word"),
     *prose(560, "x y z single letters between spaces", "I  a  m"),

@@ -393,12 +393,17 @@ def evaluate(
 def bench_ingest(
     dataset_dir: Annotated[Path, typer.Argument(help="A dataset folder whose corpus is ingested.")],
     max_docs: Annotated[int | None, typer.Option(help="Ingest only the first N documents.")] = None,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Time each side this many times and keep the fastest (best of N).")
+    ] = 1,
     as_json: Annotated[bool, _flag("--json", help="Print the measurements as JSON.")] = False,
 ) -> None:
     """Time ingestion of a dataset's corpus against the bare embedding model."""
     from evaluation.bench import run_ingest_bench
 
-    results = run_ingest_bench(dataset_dir, settings=load_settings(), max_docs=max_docs, show=not as_json)
+    results = run_ingest_bench(
+        dataset_dir, settings=load_settings(), max_docs=max_docs, repeat=repeat, show=not as_json
+    )
     if as_json:
         _print_json(results)
 

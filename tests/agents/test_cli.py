@@ -170,6 +170,7 @@ def test_demo_ingests_the_bundled_corpus_and_suggests_questions(monkeypatch):
         (["eval"], "--model <str> Model name sent with every request. (llm.model, default gpt-4o-mini)"),
         (["eval"], "--max-queries"),
         (["bench", "ingest"], "--max-docs"),
+        (["bench", "ingest"], "Time each side this many times and keep the fastest (best of N)."),
         (["bench", "query"], "--sizes"),
     ],
 )

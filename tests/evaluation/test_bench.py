@@ -32,6 +32,20 @@ def test_ingest_bench_compares_the_same_work(
     assert "ingest / raw" in printed and f"{result['ratio']:.2f}" in printed
 
 
+def test_ingest_bench_keeps_the_fastest_of_repeated_runs_of_the_same_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = write_dataset(tmp_path / "tiny")
+    once = run_ingest_bench(dataset, settings=offline_settings(tmp_path / "home"), show=False)
+    twice = run_ingest_bench(dataset, settings=offline_settings(tmp_path / "home"), repeat=2)
+    assert twice["repeat"] == 2
+    assert twice["ingest_tokens"] == twice["raw_tokens"] == once["raw_tokens"]
+    assert twice["chunks"] == once["chunks"] and twice["sentences"] == once["sentences"]
+    assert "timed runs (fastest kept)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="repeat must be 1 or more"):
+        run_ingest_bench(dataset, settings=offline_settings(tmp_path / "home"), repeat=0)
+
+
 def test_recording_embedder_passes_vectors_through_and_counts_word_pieces(embedder: Any) -> None:
     recorder = RecordingEmbedder(embedder)
     texts = ["Worker bees perform a waggle dance.", "Basalt lava is runny."]

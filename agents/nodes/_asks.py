@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ASKS_DATE = re.compile(
+ASKS_DATE = re.compile(
     r"\b(?:when|what (?:time|year|date|day|month)|in what year|on what date)\b", re.IGNORECASE
 )
 _ASKS_FIGURE = re.compile(
@@ -42,6 +42,11 @@ class AskedKind:
     pattern: re.Pattern[str]
     named: frozenset[str]
 
+    @classmethod
+    def of(cls, question: str, pattern: re.Pattern[str]) -> AskedKind:
+        """What ``pattern`` finds, as asked by ``question``."""
+        return cls(pattern=pattern, named=frozenset(found.lower() for found in pattern.findall(question)))
+
     def held_by(self, text: str) -> bool:
         """Whether ``text`` holds an instance the question does not name ("2" in "2-point" is named)."""
         return any(found.lower() not in self.named for found in self.pattern.findall(text))
@@ -49,10 +54,10 @@ class AskedKind:
 
 def asked_kind(question: str) -> AskedKind | None:
     """The kind of thing ``question`` asks for, or None when it asks for neither a figure nor a date."""
-    if _ASKS_DATE.search(question):
+    if ASKS_DATE.search(question):
         pattern = _DATE
     elif _ASKS_FIGURE.search(question):
         pattern = _FIGURE
     else:
         return None
-    return AskedKind(pattern=pattern, named=frozenset(found.lower() for found in pattern.findall(question)))
+    return AskedKind.of(question, pattern)

@@ -30,6 +30,7 @@ from langgraph.types import StreamWriter
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.errors import LLMOutputError
 from agents.llm import ChatModel
+from agents.nodes._asks import ASKS_DATE, AskedKind
 from agents.nodes._drill import Drilled, best_unit
 from agents.nodes._focus import Focus
 from agents.nodes._relevance import Relevance, judge_relevance, reads_as_instruction
@@ -94,7 +95,6 @@ _IMPLIED_FIELDS = (
     (re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE), "number total amount"),
 )
 """The field names a form or table gives what a question asks for ("how old" is a row's "Age")."""
-_ASKS_DATE = re.compile(r"\b(?:when|what (?:time|year|date|day|month)|in what year|on what date)\b", re.I)
 _DATE = re.compile(
     r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
     r"|\b\d{1,2}:\d{2}\b|\b(?:1[6-9]|20)\d{2}\b",
@@ -417,9 +417,8 @@ def _preferred(question: str, candidates: list[_Candidate]) -> list[_Candidate]:
         candidates = [c for c in candidates if c.unit.role != "row" or term_share(asked, c.unit.reading) > 0]
     if not candidates or _ASKS_FIGURE.search(question) is None:
         return candidates
-    figure = _DATE if _ASKS_DATE.search(question) else _FIGURE
-    named = set(figure.findall(question))
-    holding = [c for c in candidates if set(figure.findall(c.unit.reading)) - named]
+    kind = AskedKind.of(question, _DATE if ASKS_DATE.search(question) else _FIGURE)
+    holding = [c for c in candidates if kind.held_by(c.unit.reading)]
     best = max(c.score for c in candidates)
     if holding and max(c.score for c in holding) >= FIGURE_FLOOR * best:
         return holding

@@ -118,18 +118,23 @@ def run_ingest_bench(
     """Ingest a dataset into a fresh index, then embed the same texts with the bare model; compare speeds.
 
     With ``repeat`` above 1 each is timed that many times (a fresh index each time) and the fastest run of
-    each counts, as timeit does: on a shared machine other work only ever slows a run down."""
+    each counts, as timeit does: on a shared machine other work only ever slows a run down. Each round
+    times the ingest, the bare model on its requests and on its chunks alone one after the other, so a
+    slow spell of the machine falls on all three alike rather than on one side of the ratio."""
     if repeat < 1:
         raise ValueError(f"repeat must be 1 or more, got {repeat}")
     dataset = load_dataset(dataset_dir)
     raw = make_embedder(settings.index.embedding)
     raw.embed_query("warm up the model before anything is timed")
-    runs = [_timed_ingest(dataset, settings, max_docs) for _ in range(repeat)]
-    ingest_seconds, report, recorder = min(runs, key=lambda run: run[0])
     raw.stats = EmbedStats()
-    raw_seconds = min(_replay(raw, recorder) for _ in range(repeat))
+    runs = []
+    for _ in range(repeat):
+        seconds, report, recorder = _timed_ingest(dataset, settings, max_docs)
+        runs.append((seconds, report, recorder, _replay(raw, recorder), _chunks_only_seconds(raw, recorder)))
+    ingest_seconds, report, recorder, _, _ = min(runs, key=lambda run: run[0])
+    raw_seconds = min(run[3] for run in runs)
     raw_tokens = raw.stats.tokens // repeat
-    chunks_only = _chunks_only_seconds(raw, recorder, repeat=repeat)
+    chunks_only = min((run[4] for run in runs if run[4] is not None), default=None)
     documents = len(report.added) + len(report.replaced)
     ingest_rate = _rate(recorder.stats.tokens, ingest_seconds)
     raw_rate = _rate(raw_tokens, raw_seconds)
@@ -189,20 +194,17 @@ def _replay(raw: Embedder, recorder: RecordingEmbedder) -> float:
     return time.perf_counter() - started
 
 
-def _chunks_only_seconds(raw: Embedder, recorder: RecordingEmbedder, *, repeat: int) -> float | None:
-    """Fastest of ``repeat`` timings of the bare model on the chunks alone (known when sentences were
-    pooled from them)."""
+def _chunks_only_seconds(raw: Embedder, recorder: RecordingEmbedder) -> float | None:
+    """Seconds the bare model takes on the chunks alone (known when sentences were pooled from them)."""
     if not recorder.span_requests:
         return None
-    stats = raw.stats
-    timings = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for texts, _spans in recorder.span_requests:
-            raw.embed_documents(texts)
-        timings.append(time.perf_counter() - started)
+    stats, raw.stats = raw.stats, EmbedStats()
+    started = time.perf_counter()
+    for texts, _spans in recorder.span_requests:
+        raw.embed_documents(texts)
+    seconds = time.perf_counter() - started
     raw.stats = stats
-    return min(timings)
+    return seconds
 
 
 def dataset_documents(dataset: Dataset) -> Iterator[Document]:

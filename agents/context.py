@@ -20,6 +20,7 @@ from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
 from agents.state import TraceEntry
 from retrieval.calibration import SignalWeights
+from retrieval.embeddings import SpanEmbedder
 from retrieval.index import Index
 
 __all__ = ["CallBudget", "RunContext", "RunLimits", "StepRecorder", "ask_model", "record_step"]
@@ -54,6 +55,17 @@ class RunContext:
     def embed_query(self, text: str) -> np.ndarray:
         """One text's embedding, cached like :meth:`embed`."""
         return self.embed([text])[0]
+
+    @property
+    def pooled_sentence_vectors(self) -> bool:
+        """Whether the stored sentence vectors were pooled in their chunks' context (late) rather than
+        read alone; then a stage comparing single sentences with a question reads them alone too."""
+        index = self.settings.index
+        return (
+            index.embed_sentences
+            and index.sentence_vectors == "late"
+            and isinstance(self.index.embedder, SpanEmbedder)
+        )
 
     def once(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, run once per question for each key (rerank and answer share the drill-down)."""

@@ -47,7 +47,6 @@ from agents.state import AgentState, AnswerSentence, Passage
 from agents.steps import Step
 from prompts import NO_ANSWER, render
 from prompts.phrases import FIRST_ATTEMPT
-from retrieval.embeddings import SpanEmbedder
 from retrieval.index import SentenceVector
 from retrieval.textutil import words
 
@@ -349,9 +348,7 @@ def _readings(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) 
     document's title ("title: sentence"), and for a late vector (``index.sentence_vectors``), which was
     pooled in its chunk's context, also the sentence alone."""
     titled = ctx.embed([f"{passage['title']}: {unit.reading}" for passage, unit in sentences])
-    index = ctx.settings.index
-    late = index.embed_sentences and index.sentence_vectors == "late"
-    if not (late and isinstance(ctx.index.embedder, SpanEmbedder)):
+    if not ctx.pooled_sentence_vectors:
         return titled[:, None]
     alone = ctx.embed([unit.reading for _, unit in sentences])
     return np.stack([titled, alone], axis=1)

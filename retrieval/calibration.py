@@ -43,7 +43,7 @@ FLOOR = 0.25
 """No method's weight drops below this: a corpus sample is evidence, not proof."""
 SHARPNESS = 3
 """Reciprocal ranks differ less than the methods' worth in fusion: a ratio of 0.9 becomes a weight of 0.73."""
-_METHOD = f"inverse-cloze probes={PROBES} sharpness={SHARPNESS} floor={FLOOR} probe read alone"
+_METHOD = f"inverse-cloze probes={PROBES} sharpness={SHARPNESS} floor={FLOOR} probe embedded alone"
 """What the saved weights were estimated with: other settings (a new version) estimate them again."""
 
 
@@ -91,7 +91,7 @@ def estimate_signal_weights(index: Index, *, probes: int = PROBES) -> SignalWeig
         )
         contexts, alone = vectors[: len(cases)], vectors[len(cases) :]
         for (chunk, sentence, context), context_vector, probe in zip(cases, contexts, alone, strict=True):
-            rivals = _rivals(index, chunk, sentence)
+            rivals = _rivals(index, chunk, (sentence.text, probe))
             if rivals:
                 ranks.append(_probe_ranks(index, (sentence.text, probe), (context, context_vector), rivals))
     return SignalWeights.from_ranks(ranks)
@@ -157,10 +157,12 @@ def _held_out(chunk: ChunkHit, sentences: list[SentenceVector]) -> _Probe | None
     return chunk, sentence, context
 
 
-def _rivals(index: Index, chunk: ChunkHit, sentence: SentenceVector) -> list[ChunkHit]:
-    """What the methods find for the sentence elsewhere: chunks that do not hold it."""
-    found = index.bm25_chunks(sentence.text, CANDIDATES) + index.dense_chunks(sentence.vector, CANDIDATES)
-    unique = {h.chunk_id: h for h in found if h.doc_id != chunk.doc_id or sentence.text not in h.text}
+def _rivals(index: Index, chunk: ChunkHit, sentence: tuple[str, np.ndarray]) -> list[ChunkHit]:
+    """What the methods find for the sentence (its text and its vector alone) elsewhere: chunks that do
+    not hold it."""
+    text, vector = sentence
+    found = index.bm25_chunks(text, CANDIDATES) + index.dense_chunks(vector, CANDIDATES)
+    unique = {h.chunk_id: h for h in found if h.doc_id != chunk.doc_id or text not in h.text}
     unique.pop(chunk.chunk_id, None)
     return list(unique.values())
 

@@ -111,6 +111,13 @@ class _Candidate:
     unit: SentenceVector
     score: float
     meaning: float
+    alone: np.ndarray | None = None
+    """The unit's vector read alone, when the stored one was pooled in its chunk's context."""
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The unit's vector read alone: two neighbours pooled in one chunk read alike."""
+        return self.unit.vector if self.alone is None else self.alone
 
 
 def answer_question(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -305,18 +312,18 @@ def _candidates(
         return []
     asked_vector = ctx.embed_query(question)
     vector = ctx.embed_query(focus.text) if focus is not None else asked_vector
-    readings = _readings([(passage, unit) for _, passage, unit in sentences], ctx)
+    alone, titled = _readings([(passage, unit) for _, passage, unit in sentences], ctx)
     asked = focus.terms if focus is not None else key_terms(question)
     fields = _asked_fields(question)
     held = [key_terms(f"{passage['title']} {unit.reading}") & asked for _, passage, unit in sentences]
     weight = _rarity(asked, held)
     total = sum(weight.values()) or 1.0
     candidates = []
-    for (number, _, unit), read, terms in zip(sentences, readings, held, strict=True):
+    for (number, _, unit), own, under_title, terms in zip(sentences, alone, titled, held, strict=True):
         meaning = max(
-            float(np.dot(unit.vector, vector)),
-            float(np.dot(unit.vector, asked_vector)),
-            *(float(np.dot(r, asked_vector)) for r in read),
+            float(np.dot(own, vector)),
+            float(np.dot(own, asked_vector)),
+            float(np.dot(under_title, asked_vector)),
         )
         names_field = (
             unit.role == "row" and meaning >= ROW_MIN_SUPPORT and term_share(fields, unit.reading) > 0
@@ -330,6 +337,7 @@ def _candidates(
                 unit=unit,
                 score=MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * shared,
                 meaning=meaning,
+                alone=own if ctx.pooled_sentence_vectors else None,
             )
         )
     return candidates
@@ -343,15 +351,17 @@ def _rarity(asked: set[str], held: list[set[str]]) -> dict[str, float]:
     return {t: math.log(1 + count / (1 + sum(t in terms for terms in held))) for t in asked}
 
 
-def _readings(sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext) -> np.ndarray:
-    """Each sentence's readings besides its stored vector, shape (sentences, readings, dims): under its
-    document's title ("title: sentence"), and for a late vector (``index.sentence_vectors``), which was
-    pooled in its chunk's context, also the sentence alone."""
+def _readings(
+    sentences: list[tuple[Passage, SentenceVector]], ctx: RunContext
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's vector read alone, and read under its document's title ("title: sentence"). Alone is
+    the stored vector, unless that was pooled in its chunk's context (late sentence vectors, see
+    :attr:`RunContext.pooled_sentence_vectors`), which scores a sentence by its neighbours: then the
+    sentence is embedded alone now, and the answer weighs the same readings in either mode."""
     titled = ctx.embed([f"{passage['title']}: {unit.reading}" for passage, unit in sentences])
-    if not ctx.pooled_sentence_vectors:
-        return titled[:, None]
-    alone = ctx.embed([unit.reading for _, unit in sentences])
-    return np.stack([titled, alone], axis=1)
+    if ctx.pooled_sentence_vectors:
+        return ctx.embed([unit.reading for _, unit in sentences]), titled
+    return np.stack([unit.vector for _, unit in sentences]), titled
 
 
 def _relevance_of(question: str, chosen: list[_Candidate], ranked: list[Passage]) -> Relevance:
@@ -450,7 +460,7 @@ def _pick(candidates: list[_Candidate], *, limit: int, floor: float) -> list[_Ca
         if candidate.score < floor or len(chosen) == limit:
             break
         if per_passage[candidate.number] >= MAX_PER_PASSAGE or any(
-            _near_duplicate(candidate.unit, c.unit) for c in chosen
+            _near_duplicate(candidate, c) for c in chosen
         ):
             continue
         chosen.append(candidate)
@@ -458,8 +468,8 @@ def _pick(candidates: list[_Candidate], *, limit: int, floor: float) -> list[_Ca
     return sorted(chosen, key=lambda c: (c.number, c.unit.start))
 
 
-def _near_duplicate(a: SentenceVector, b: SentenceVector) -> bool:
-    same_place = a.doc_id == b.doc_id and a.start == b.start
+def _near_duplicate(a: _Candidate, b: _Candidate) -> bool:
+    same_place = a.unit.doc_id == b.unit.doc_id and a.unit.start == b.unit.start
     return same_place or float(np.dot(a.vector, b.vector)) >= NEAR_DUPLICATE
 
 

@@ -19,6 +19,7 @@ from langgraph.runtime import Runtime
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ReplyBudget, map_concurrent
 from agents.nodes._drill import drilled
+from agents.nodes._readings import similarities
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from agents.steps import Step
@@ -33,9 +34,6 @@ TERM_WEIGHT = 2.0
 """How much the IDF-weighted share of question terms counts beside a sentence's cosine similarity."""
 LATE_INTERACTION_WEIGHTS = (0.5, 1.0, 1.0, 2.0)
 """RRF weights of: retrieval order, best-sentence cosine, BM25 among candidates, cosine plus term match."""
-ALONE_READINGS = 16
-"""Over pooled (late) sentence vectors: how many candidate sentences, those holding most of the question's
-rare terms, are also read alone."""
 ANCHOR_CHOICES = 2
 """How far down the order a passage from a document the question names may move to the top."""
 NAMED_NEAR_TOP = 3
@@ -98,12 +96,12 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
     total = sum(idf.values()) or 1.0
     found = {c: sentences.get(c, []) for c in ids}
     rarity = {c: [sum(idf[t] for t in terms & words) for words in rows] for c, rows in sentence_terms.items()}
-    similarities = _similarities(found, rarity, vector, ctx)
+    closeness = _similarities(found, rarity, vector, ctx)
     maxsim: dict[str, float] = {}
     matched: dict[str, float] = {}
     for p in passages:
         title_terms = set(tokenize([p["title"]])[0])
-        sims = similarities[p["chunk_id"]] or [p["score"]]
+        sims = closeness[p["chunk_id"]] or [p["score"]]
         matches = [
             sum(idf[t] for t in terms & (words | title_terms)) / total
             for words in sentence_terms[p["chunk_id"]]
@@ -126,25 +124,14 @@ def _similarities(
     vector: np.ndarray,
     ctx: RunContext,
 ) -> dict[str, list[float]]:
-    """Each passage's sentences' cosine similarities with the question.
-
-    Over pooled (late) sentence vectors the :data:`ALONE_READINGS` sentences of highest ``rarity`` (the
-    IDF weight of the question's terms they hold) are also read alone, and the closer reading counts:
-    pooling pulls a sentence towards its neighbours, so a question about one sentence's fact finds it
-    less ("What event happened 66 million years ago?" on xquad-en). Reading every candidate alone
-    tripled the question's time.
-    """
-    similarities = {c: [float(s.vector @ vector) for s in sentences] for c, sentences in found.items()}
-    if not ctx.pooled_sentence_vectors:
-        return similarities
-    held = {(c, i): weight for c, weights in rarity.items() for i, weight in enumerate(weights)}
-    chosen = [
-        key for key in sorted(held, key=held.__getitem__, reverse=True)[:ALONE_READINGS] if held[key] > 0
-    ]
-    alone = ctx.embed([found[c][i].reading for c, i in chosen]) @ vector if chosen else []
-    for (c, i), similarity in zip(chosen, alone, strict=True):
-        similarities[c][i] = max(similarities[c][i], float(similarity))
-    return similarities
+    """Each passage's sentences' similarities with the question (see :mod:`agents.nodes._readings`), the
+    sentences holding most of the question's rare terms read alone too over pooled vectors."""
+    keys = [(c, i) for c, sentences in found.items() for i in range(len(sentences))]
+    flat = similarities([found[c][i] for c, i in keys], [rarity[c][i] for c, i in keys], vector, ctx)
+    by_passage: dict[str, list[float]] = {c: [] for c in found}
+    for (c, _), similarity in zip(keys, flat, strict=True):
+        by_passage[c].append(similarity)
+    return by_passage
 
 
 def _as_chain(question: str, order: list[Passage], ctx: RunContext) -> list[Passage]:

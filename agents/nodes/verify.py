@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ReplyBudget
+from agents.nodes._readings import similarities
 from agents.nodes._relevance import Relevance, judge_relevance
 from agents.nodes._text import (
     contains_phrase,
@@ -164,7 +165,7 @@ def _check_citations(
                 number=n,
                 passage=cited[n],
                 units=units[cited[n]["chunk_id"]],
-                config=ctx.settings.verify,
+                ctx=ctx,
             )
             for n in sentences[i]["citations"]
         ]
@@ -178,16 +179,19 @@ def _cite(
     number: int,
     passage: Passage,
     units: list[SentenceVector],
-    config: VerifyConfig,
+    ctx: RunContext,
 ) -> Citation:
-    """The citation [number] of ``claim``: its best-supporting sentence of the passage and that support."""
+    """The citation [number] of ``claim``: its best-supporting sentence of the passage and that support
+    (each sentence read alone, see :mod:`agents.nodes._readings`)."""
+    config = ctx.settings.verify
     asked = key_terms(claim)
     readings = [passage["text"], *(u.reading for u in units if u.headers)]
     verbatim = any(contains_phrase(text, claim) for text in readings)
+    containment = [1.0 if verbatim else term_share(asked, unit.reading) for unit in units]
+    closeness = similarities(units, containment, vector, ctx)
     best, support = units[0], float("-inf")
-    for unit in units:
-        containment = 1.0 if verbatim else term_share(asked, unit.reading)
-        score = MEANING_WEIGHT * float(np.dot(vector, unit.vector)) + (1 - MEANING_WEIGHT) * containment
+    for unit, held, close in zip(units, containment, closeness, strict=True):
+        score = MEANING_WEIGHT * close + (1 - MEANING_WEIGHT) * held
         if score > support:
             best, support = unit, score
     support = round(min(max(support, 0.0), 1.0), 4)

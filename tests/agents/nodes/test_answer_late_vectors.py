@@ -60,14 +60,15 @@ def _meaning_and_readings(
         ("How tall is it and what is its weight in kilograms?", "alone"),
     ],
 )
-def test_a_late_candidate_is_also_read_alone_and_under_its_title(
+def test_a_late_candidate_is_read_alone_and_under_its_title_instead_of_pooled(
     tmp_path: Path, embedder: OnnxEmbedder, question: str, best: str
 ) -> None:
     """Pooled in its chunk's context, the late vector of "It weighs ..." takes in its neighbours: the
-    question is closer to the sentence under its title, or to the sentence alone, and that reading counts."""
+    question is closer to the sentence under its title, or to the sentence alone, and the answer weighs
+    those two readings, as over separate vectors."""
     meaning, similarity = _meaning_and_readings(tmp_path, embedder, "late", question)
     assert similarity[best] > similarity["stored"] + 0.05
-    assert meaning == pytest.approx(max(similarity.values()), abs=1e-5)
+    assert meaning == pytest.approx(max(similarity["alone"], similarity["titled"]), abs=1e-5)
 
 
 def test_a_separate_candidate_keeps_its_stored_and_titled_readings(
@@ -77,3 +78,19 @@ def test_a_separate_candidate_keeps_its_stored_and_titled_readings(
         tmp_path, embedder, "separate", "What does the Rosetta Stone weigh?"
     )
     assert meaning == pytest.approx(max(similarity["stored"], similarity["titled"]), abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["late", "separate"])
+def test_candidates_compare_as_read_alone(tmp_path: Path, embedder: OnnxEmbedder, mode: str) -> None:
+    """Two neighbours pooled in one chunk read alike; the answer tells repeats apart by the units alone."""
+    ctx, index = _context(tmp_path, embedder, mode)
+    question = "What does the Rosetta Stone weigh and when was it found?"
+    (hit,) = index.dense_chunks(embedder.embed_query(question), 1)
+    found = _candidates(question, [(1, passage_from_hit(hit, hit.score))], ctx=ctx)
+    assert len(found) >= 2
+    alone = embedder.embed_documents([c.unit.reading for c in found])
+    np.testing.assert_allclose(np.stack([c.vector for c in found]), alone, atol=1e-5)
+    pooled = np.stack([c.unit.vector for c in found])
+    if mode == "late":
+        pairs = [(i, j) for i in range(len(found)) for j in range(i + 1, len(found))]
+        assert all(pooled[i] @ pooled[j] > alone[i] @ alone[j] for i, j in pairs)

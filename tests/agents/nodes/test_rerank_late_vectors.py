@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from agents.context import RunContext
-from agents.nodes.rerank import ALONE_READINGS, _similarities
+from agents.nodes._readings import ALONE_READINGS
+from agents.nodes.rerank import _similarities
 from retrieval.embeddings import OnnxEmbedder
 from retrieval.index import SentenceVector
 from tests.agents.nodes.test_answer_late_vectors import WEIGHS, _context

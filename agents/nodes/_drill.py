@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from agents.context import RunContext
 from agents.nodes._asks import asked_kind
 from agents.nodes._focus import Focus, focus_in
-from agents.nodes._readings import similarities
+from agents.nodes._readings import alone_first
 from agents.state import Passage
 from retrieval.fusion import ranked, rrf
 from retrieval.hits import ChunkHit, SentenceVector, passage_from_hit
@@ -95,9 +95,7 @@ def _search(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
     lexical = LexicalIndex.build(ids, ids, [units[i].reading for i in ids]).scores(focus.text)
     vector = ctx.embed_query(focus.text)
     by_terms = {i: float(score) for i, score in zip(ids, lexical, strict=True)}
-    by_meaning = dict(
-        zip(ids, similarities([units[i] for i in ids], list(lexical), vector, ctx), strict=True)
-    )
+    by_meaning = dict(zip(ids, alone_first([units[i] for i in ids], list(lexical), vector, ctx), strict=True))
     signal = ctx.signal_weights()
     fused = rrf([ranked(by_terms), ranked(by_meaning)], weights=[signal.bm25, signal.dense])
     kind = asked_kind(question)

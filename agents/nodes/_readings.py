@@ -3,8 +3,8 @@
 A late (pooled) sentence vector leans towards its chunk's other sentences, so a question about one
 sentence's fact finds it less than the sentence embedded alone would ("What event happened 66 million
 years ago?" on xquad-en). Reading every candidate alone at question time tripled the question's time, so
-only the few candidates most likely to answer, by a score the caller gives, are also read alone; the closer
-reading counts. Over separate vectors the stored vector already is the sentence alone.
+only the few candidates most likely to answer are read alone, those the caller's score (the question's
+rare terms they hold) puts first. Over separate vectors the stored vector already is the sentence alone.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from retrieval.hits import SentenceVector
 
 ALONE_READINGS = 16
 """Over pooled sentence vectors: how many candidates, those of highest score, are also read alone."""
+BELOW_READ_ALONE = 2.0
+"""Subtracted from a pooled similarity to rank it below every similarity read alone (cosines lie in ±1)."""
 
 
 def similarities(
@@ -25,15 +27,43 @@ def similarities(
 ) -> list[float]:
     """Each unit's cosine similarity with ``vector``; over pooled vectors the :data:`ALONE_READINGS` units
     of highest positive ``scores`` are also read alone (once per question) and the closer reading counts."""
-    if not units:
-        return []
-    found = [float(x) for x in np.stack([u.vector for u in units]) @ vector]
+    found = _stored(units, vector)
+    for i, similarity in _read_alone(units, _first(scores, ALONE_READINGS), vector, ctx).items():
+        found[i] = max(found[i], similarity)
+    return found
+
+
+def alone_first(
+    units: Sequence[SentenceVector], scores: Sequence[float], vector: np.ndarray, ctx: RunContext
+) -> list[float]:
+    """Similarities that rank like sentences read alone, for picking one unit among many: over pooled
+    vectors, the units of highest positive ``scores`` and of highest pooled similarity are read alone and
+    ranked by that; the rest follow in their pooled order. A pooled similarity read beside one alone
+    favours whatever sits in a chunk about the question over the one sentence that answers it."""
+    found = _stored(units, vector)
     if not ctx.pooled_sentence_vectors:
         return found
-    best = sorted(range(len(units)), key=lambda i: scores[i], reverse=True)[:ALONE_READINGS]
-    chosen = [i for i in best if scores[i] > 0]
-    if chosen:
-        alone = ctx.embed([units[i].reading for i in chosen]) @ vector
-        for i, similarity in zip(chosen, alone, strict=True):
-            found[i] = max(found[i], float(similarity))
-    return found
+    half = ALONE_READINGS // 2
+    chosen = list(dict.fromkeys(_first(scores, half) + _first(found, half, positive=False)))
+    alone = _read_alone(units, chosen, vector, ctx)
+    return [alone[i] if i in alone else similarity - BELOW_READ_ALONE for i, similarity in enumerate(found)]
+
+
+def _stored(units: Sequence[SentenceVector], vector: np.ndarray) -> list[float]:
+    return [float(x) for x in np.stack([u.vector for u in units]) @ vector] if units else []
+
+
+def _first(scores: Sequence[float], count: int, *, positive: bool = True) -> list[int]:
+    """Positions of the ``count`` highest scores (only those above 0 when ``positive``)."""
+    best = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)[:count]
+    return [i for i in best if scores[i] > 0 or not positive]
+
+
+def _read_alone(
+    units: Sequence[SentenceVector], chosen: list[int], vector: np.ndarray, ctx: RunContext
+) -> dict[int, float]:
+    """The chosen units' similarities read alone, over pooled vectors; none over separate ones."""
+    if not chosen or not ctx.pooled_sentence_vectors:
+        return {}
+    alone = ctx.embed([units[i].reading for i in chosen]) @ vector
+    return {i: float(similarity) for i, similarity in zip(chosen, alone, strict=True)}

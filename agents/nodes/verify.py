@@ -187,11 +187,11 @@ def _cite(
     asked = key_terms(claim)
     readings = [passage["text"], *(u.reading for u in units if u.headers)]
     verbatim = any(contains_phrase(text, claim) for text in readings)
-    containment = [1.0 if verbatim else term_share(asked, unit.reading) for unit in units]
-    closeness = similarities(units, containment, vector, ctx)
+    shares = [term_share(asked, unit.reading) for unit in units]
+    closeness = similarities(units, shares, vector, ctx)
     best, support = units[0], float("-inf")
-    for unit, held, close in zip(units, containment, closeness, strict=True):
-        score = MEANING_WEIGHT * close + (1 - MEANING_WEIGHT) * held
+    for unit, share, close in zip(units, shares, closeness, strict=True):
+        score = MEANING_WEIGHT * close + (1 - MEANING_WEIGHT) * (1.0 if verbatim else share)
         if score > support:
             best, support = unit, score
     support = round(min(max(support, 0.0), 1.0), 4)

@@ -1,0 +1,151 @@
+"""Stages that compare single sentences with a question over late (pooled) sentence vectors read the likeliest
+candidates alone (``agents.nodes._readings``): rerank and verify keep the closer reading, the drill-down
+ranks the units read alone before the rest; over separate vectors the stored vector is the reading."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.context import CallBudget, RunContext
+from agents.llm import UsageLedger
+from agents.nodes._readings import ALONE_READINGS, BELOW_READ_ALONE, alone_first
+from agents.nodes.rerank import _similarities
+from agents.nodes.retrieve import passage_from_hit
+from agents.nodes.verify import _cite
+from agents.settings import load_settings
+from retrieval.config import ChunkingConfig, IndexConfig
+from retrieval.embeddings import OnnxEmbedder
+from retrieval.index import Index, SentenceVector
+from retrieval.models import Document
+from tests.agents.nodes.test_answer_late_vectors import WEIGHS, _context
+
+QUESTION = "How tall is it and what is its weight in kilograms?"
+
+
+def _stored_units(home: Path, embedder: OnnxEmbedder, mode: str) -> tuple[list[SentenceVector], RunContext]:
+    ctx, index = _context(home, embedder, mode)
+    (chunk,) = index.chunks_of("stone")
+    return index.sentences_of([chunk])[chunk.chunk_id], ctx
+
+
+@pytest.mark.parametrize("mode", ["late", "separate"])
+def test_a_rare_term_sentence_is_read_alone_over_late_vectors(
+    tmp_path: Path, embedder: OnnxEmbedder, mode: str
+) -> None:
+    units, ctx = _stored_units(tmp_path, embedder, mode)
+    question = embedder.embed_query(QUESTION)
+    rarity = [1.0 if u.text == WEIGHS else 0.0 for u in units]
+    found = dict(
+        zip(
+            [u.text for u in units],
+            _similarities({"c": units}, {"c": rarity}, question, ctx)["c"],
+            strict=True,
+        )
+    )
+    stored = {u.text: float(u.vector @ question) for u in units}
+    alone_weighs = float(embedder.embed_query(WEIGHS) @ question)
+    assert ctx.pooled_sentence_vectors is (mode == "late")
+    if mode == "late":
+        # Pooled, the answering sentence also reads the stele's other facts; alone it is closer.
+        assert alone_weighs > stored[WEIGHS]
+        assert found == pytest.approx(stored | {WEIGHS: alone_weighs}, abs=1e-5)
+    else:
+        assert found == pytest.approx(stored, abs=1e-6)
+
+
+def test_only_the_rarest_candidates_are_read_alone_once_per_question(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    units, ctx = _stored_units(tmp_path, embedder, "late")
+    extra = 4
+    candidates = [
+        replace(units[0], sentence_id=f"s{n}", text=f"Cast number {n} of the stele weighs {n} kilograms.")
+        for n in range(ALONE_READINGS + extra)
+    ]
+    question = embedder.embed_query(QUESTION)
+    found = {"c": candidates}
+    rarity = {"c": [float(n) for n in range(len(candidates))]}
+    before = embedder.stats.texts
+    first = _similarities(found, rarity, question, ctx)["c"]
+    assert embedder.stats.texts - before == ALONE_READINGS
+    assert _similarities(found, rarity, question, ctx)["c"] == first
+    assert embedder.stats.texts - before == ALONE_READINGS
+    stored = [float(u.vector @ question) for u in candidates]
+    assert first[:extra] == pytest.approx(stored[:extra], abs=1e-6)
+    alone = embedder.embed_documents([u.reading for u in candidates[extra:]]) @ question
+    assert first[extra:] == pytest.approx(list(np.maximum(stored[extra:], alone)), abs=1e-5)
+
+
+def _casts(units: list[SentenceVector]) -> list[SentenceVector]:
+    return [
+        replace(
+            units[0], sentence_id=f"s{n}", start=n, text=f"Cast number {n} of the stele weighs {n} kilograms."
+        )
+        for n in range(ALONE_READINGS + 4)
+    ]
+
+
+@pytest.mark.parametrize("mode", ["late", "separate"])
+def test_the_drill_ranks_units_read_alone_before_the_rest(
+    tmp_path: Path, embedder: OnnxEmbedder, mode: str
+) -> None:
+    units, ctx = _stored_units(tmp_path, embedder, mode)
+    candidates = _casts(units)
+    question = embedder.embed_query(QUESTION)
+    scores = [float(n) for n in range(len(candidates))]
+    found = alone_first(candidates, scores, question, ctx)
+    stored = [float(u.vector @ question) for u in candidates]
+    if mode == "separate":
+        assert found == pytest.approx(stored, abs=1e-6)
+        return
+    alone = embedder.embed_documents([u.reading for u in candidates]) @ question
+    read = [i for i, f in enumerate(found) if f > -1.0]
+    # Half by score (the last ones), half by pooled similarity (all the casts share one pooled vector).
+    assert set(range(len(candidates) - ALONE_READINGS // 2, len(candidates))) <= set(read)
+    assert len(read) <= ALONE_READINGS
+    assert [found[i] for i in read] == pytest.approx([float(alone[i]) for i in read], abs=1e-5)
+    rest = [i for i in range(len(candidates)) if i not in read]
+    assert rest and [found[i] for i in rest] == pytest.approx([stored[i] - BELOW_READ_ALONE for i in rest])
+
+
+def test_verify_reads_the_quoted_sentence_alone_however_far_down_its_passage(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    """A passage of more sentences than are read alone: the one the claim quotes holds its words, so it is
+    read alone and supports the claim fully, as over separate vectors."""
+    facts = [f"Pier {n} is {n + 3} metres deep." for n in range(ALONE_READINGS + 4)]
+    claim = "The lighthouse keeper retired in 1911 after forty years of service."
+    text = " ".join([*facts, claim])
+    index = Index(
+        IndexConfig(
+            home=tmp_path,
+            sentence_vectors="late",
+            chunking=ChunkingConfig(chunk_tokens=1000, overlap_tokens=0),
+        ),
+        embedder=embedder,
+    )
+    index.ingest_documents([Document(doc_id="harbour", title="Harbour survey", text=text, source="test")])
+    settings = load_settings({"home": str(tmp_path), "index": {"sentence_vectors": "late"}}, environ={})
+    ctx = RunContext(
+        settings=settings, index=index, llm=None, ledger=UsageLedger(), budget=CallBudget(limit=1)
+    )
+    (chunk,) = index.chunks_of("harbour")
+    units = index.sentences_of([chunk])[chunk.chunk_id]
+    assert len(units) > ALONE_READINGS
+    # Inside the model's window, or its sentences would have been embedded alone at ingest.
+    assert embedder.count_tokens([chunk.text])[0] < 256
+    citation = _cite(
+        claim,
+        embedder.embed_query(claim),
+        number=1,
+        passage=passage_from_hit(chunk, 1.0),
+        units=units,
+        ctx=ctx,
+    )
+    assert citation["quote"] == claim
+    assert citation["support"] == pytest.approx(1.0, abs=1e-3)
+    assert citation["verdict"] == "supported"

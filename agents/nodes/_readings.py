@@ -3,8 +3,13 @@
 A late (pooled) sentence vector leans towards its chunk's other sentences, so a question about one
 sentence's fact finds it less than the sentence embedded alone would ("What event happened 66 million
 years ago?" on xquad-en). Reading every candidate alone at question time tripled the question's time, so
-only the few candidates most likely to answer are read alone, those the caller's score (the question's
-rare terms they hold) puts first. Over separate vectors the stored vector already is the sentence alone.
+only the few candidates most likely to answer are read alone: those the caller's score (the question's
+rare terms they hold) puts first, and for a ranking (rerank, the drill-down) also those the pooled vectors
+put first. Over separate vectors the stored vector already is the sentence alone.
+
+Measured over late vectors against separate ones: keeping the closer of the two readings in rerank lost
+evidence at rank 5 on nih-protocols (evidence_recall@5 0.745 against 0.766); ranking the units read alone
+first matched it (0.766).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ReplyBudget, map_concurrent
 from agents.nodes._drill import drilled
-from agents.nodes._readings import similarities
+from agents.nodes._readings import alone_first
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from agents.steps import Step
@@ -124,10 +124,11 @@ def _similarities(
     vector: np.ndarray,
     ctx: RunContext,
 ) -> dict[str, list[float]]:
-    """Each passage's sentences' similarities with the question (see :mod:`agents.nodes._readings`), the
-    sentences holding most of the question's rare terms read alone too over pooled vectors."""
+    """Each passage's sentences' similarities with the question. Over pooled (late) vectors the sentences
+    holding most of the question's rare terms, and those closest by their pooled vectors, are read alone
+    and rank before the rest (see :func:`agents.nodes._readings.alone_first`)."""
     keys = [(c, i) for c, sentences in found.items() for i in range(len(sentences))]
-    flat = similarities([found[c][i] for c, i in keys], [rarity[c][i] for c, i in keys], vector, ctx)
+    flat = alone_first([found[c][i] for c, i in keys], [rarity[c][i] for c, i in keys], vector, ctx)
     by_passage: dict[str, list[float]] = {c: [] for c in found}
     for (c, _), similarity in zip(keys, flat, strict=True):
         by_passage[c].append(similarity)

@@ -1,6 +1,6 @@
 """Stages that compare single sentences with a question over late (pooled) sentence vectors read the likeliest
-candidates alone (``agents.nodes._readings``): rerank and verify keep the closer reading, the drill-down
-ranks the units read alone before the rest; over separate vectors the stored vector is the reading."""
+candidates alone (``agents.nodes._readings``): rerank and the drill-down rank the units read alone before the
+rest, verify keeps the closer reading; over separate vectors the stored vector is the reading."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from agents.context import CallBudget, RunContext
 from agents.llm import UsageLedger
-from agents.nodes._readings import ALONE_READINGS, BELOW_READ_ALONE, alone_first
+from agents.nodes._readings import ALONE_READINGS, BELOW_READ_ALONE, alone_first, similarities
 from agents.nodes.rerank import _similarities
 from agents.nodes.retrieve import passage_from_hit
 from agents.nodes.verify import _cite
@@ -33,46 +33,39 @@ def _stored_units(home: Path, embedder: OnnxEmbedder, mode: str) -> tuple[list[S
 
 
 @pytest.mark.parametrize("mode", ["late", "separate"])
-def test_a_rare_term_sentence_is_read_alone_over_late_vectors(
+def test_rerank_reads_the_candidate_sentences_alone_over_late_vectors(
     tmp_path: Path, embedder: OnnxEmbedder, mode: str
 ) -> None:
+    """Fewer candidates than are read alone: over late vectors each is read alone, as over separate ones."""
     units, ctx = _stored_units(tmp_path, embedder, mode)
     question = embedder.embed_query(QUESTION)
     rarity = [1.0 if u.text == WEIGHS else 0.0 for u in units]
-    found = dict(
-        zip(
-            [u.text for u in units],
-            _similarities({"c": units}, {"c": rarity}, question, ctx)["c"],
-            strict=True,
-        )
-    )
-    stored = {u.text: float(u.vector @ question) for u in units}
-    alone_weighs = float(embedder.embed_query(WEIGHS) @ question)
+    found = _similarities({"c": units}, {"c": rarity}, question, ctx)["c"]
+    stored = [float(u.vector @ question) for u in units]
+    alone = [float(x) for x in embedder.embed_documents([u.reading for u in units]) @ question]
     assert ctx.pooled_sentence_vectors is (mode == "late")
     if mode == "late":
+        weighs = [u.text for u in units].index(WEIGHS)
         # Pooled, the answering sentence also reads the stele's other facts; alone it is closer.
-        assert alone_weighs > stored[WEIGHS]
-        assert found == pytest.approx(stored | {WEIGHS: alone_weighs}, abs=1e-5)
+        assert alone[weighs] > stored[weighs]
+        assert found == pytest.approx(alone, abs=1e-5)
     else:
         assert found == pytest.approx(stored, abs=1e-6)
+        assert stored == pytest.approx(alone, abs=1e-5)
 
 
-def test_only_the_rarest_candidates_are_read_alone_once_per_question(
+def test_verify_reads_only_the_rarest_candidates_alone_once_per_question(
     tmp_path: Path, embedder: OnnxEmbedder
 ) -> None:
     units, ctx = _stored_units(tmp_path, embedder, "late")
-    extra = 4
-    candidates = [
-        replace(units[0], sentence_id=f"s{n}", text=f"Cast number {n} of the stele weighs {n} kilograms.")
-        for n in range(ALONE_READINGS + extra)
-    ]
+    candidates = _casts(units)
+    extra = len(candidates) - ALONE_READINGS
     question = embedder.embed_query(QUESTION)
-    found = {"c": candidates}
-    rarity = {"c": [float(n) for n in range(len(candidates))]}
+    rarity = [float(n) for n in range(len(candidates))]
     before = embedder.stats.texts
-    first = _similarities(found, rarity, question, ctx)["c"]
+    first = similarities(candidates, rarity, question, ctx)
     assert embedder.stats.texts - before == ALONE_READINGS
-    assert _similarities(found, rarity, question, ctx)["c"] == first
+    assert similarities(candidates, rarity, question, ctx) == first
     assert embedder.stats.texts - before == ALONE_READINGS
     stored = [float(u.vector @ question) for u in candidates]
     assert first[:extra] == pytest.approx(stored[:extra], abs=1e-6)

@@ -58,11 +58,13 @@ class IndexConfig(BaseModel):
     lock_timeout_s: float = Field(600.0, ge=0, description="How long an ingest waits for another one.")
     embed_sentences: bool = Field(True, description="Embed every sentence too (used by routing and rerank).")
     sentence_vectors: Literal["late", "separate"] = Field(
-        "separate",
+        "late",
         description=(
-            "'late': a sentence's vector is pooled from its chunk's own model pass (no second pass, and the "
-            "sentence reads its chunk's context); 'separate': each sentence is embedded alone. The 'openai' "
-            "embedding backend has no token states and always embeds sentences separately."
+            "'late': a sentence's vector is pooled from its chunk's own model pass, so ingest costs about "
+            "the chunks alone, and the stages that weigh single sentences read their few likeliest ones "
+            "alone at question time; 'separate': each sentence is embedded alone too (about 1.6 times the "
+            "model work at ingest). The 'openai' embedding backend has no token states and always embeds "
+            "sentences separately."
         ),
     )
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)

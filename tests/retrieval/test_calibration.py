@@ -70,16 +70,16 @@ def test_reports_told_apart_by_names_and_numbers_weight_bm25_above_dense(reports
     assert FLOOR <= weights.dense < 1.0
 
 
-def test_late_sentence_vectors_measure_the_same_weights(
-    reports_index: Index, tmp_path: Path, embedder: object
-) -> None:
+def test_late_sentence_vectors_measure_the_same_weights(tmp_path: Path, embedder: object) -> None:
     """A late sentence vector was pooled in the chunk it is taken out of: as the probe it would find that
     chunk by its own context and make dense search look perfect. The probe is read alone in either mode."""
-    config = _config(tmp_path).model_copy(update={"sentence_vectors": "late"})
-    late = Index(config, embedder=embedder)  # type: ignore[arg-type]
-    late.ingest_documents([_report(n) for n in range(16)])
-    separate = reports_index.signal_weights()
-    pooled = late.signal_weights()
+    indexes = {}
+    for mode in ("late", "separate"):
+        config = _config(tmp_path / mode).model_copy(update={"sentence_vectors": mode})
+        indexes[mode] = Index(config, embedder=embedder)  # type: ignore[arg-type]
+        indexes[mode].ingest_documents([_report(n) for n in range(16)])
+    separate = indexes["separate"].signal_weights()
+    pooled = indexes["late"].signal_weights()
     assert (pooled.bm25, pooled.dense) == (separate.bm25, separate.dense)
     assert pooled.dense_mrr == pytest.approx(separate.dense_mrr, abs=1e-3)
 

@@ -235,7 +235,7 @@ class Ingester:
         return writer.submit(self._write_batch, batch, rows, stored)
 
     def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
-        chunk_vectors, sentence_vectors = self._embed_units(batch)
+        chunk_vectors, sentence_vectors, pooled = self._embed_units(batch)
         rows: list[dict[str, Any]] = []
         ci = si = 0
         for item in batch:
@@ -245,31 +245,50 @@ class Ingester:
             si += len(item.sentences)
             center = centroid(cv)
             summary, chosen = summarize(item.sentences, sv if sv is not None else np.zeros((0, 0)), center)
-            profile = centroid(sv[chosen]) if sv is not None and chosen else center
-            terms = keywords(item.document.title, item.document.text)
             rows.append(
                 {
                     "chunks": cv,
                     "sentences": sv,
                     "centroid": center,
-                    "profile": profile,
+                    "profile": centroid(sv[chosen]) if sv is not None and chosen else center,
                     "summary": summary,
-                    "keywords": terms,
+                    "summary_sentences": [item.sentences[i] for i in chosen],
+                    "keywords": keywords(item.document.title, item.document.text),
                 }
             )
+        if pooled:
+            self._profiles_from_sentences_alone(rows)
         return rows
 
-    def _embed_units(self, batch: list[ChunkedDocument]) -> tuple[np.ndarray, np.ndarray | None]:
-        """The batch's chunk vectors and, when sentences are embedded, its sentence vectors, in unit order."""
+    def _profiles_from_sentences_alone(self, rows: list[dict[str, Any]]) -> None:
+        """Profile vectors from the summary sentences read alone, as with separate sentence vectors.
+
+        A pooled sentence vector leans towards its chunk's other sentences, so a profile of pooled vectors
+        blurs into the chunk centroid and routing loses the documents whose subject only a summary
+        sentence states (xquad-en: "What event happened 66 million years ago?"). The summary is a few
+        sentences a document, a small share of the chunks' model pass.
+        """
+        summaries = [row["summary_sentences"] for row in rows]
+        readings = [unit_reading(u.text, u.headers) for units in summaries for u in units]
+        vectors = self._embedder().embed_documents(readings)
+        first = 0
+        for row, units in zip(rows, summaries, strict=True):
+            if units:
+                row["profile"] = centroid(vectors[first : first + len(units)])
+            first += len(units)
+
+    def _embed_units(self, batch: list[ChunkedDocument]) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        """The batch's chunk vectors and, when sentences are embedded, its sentence vectors, in unit order;
+        and whether the sentence vectors were pooled from the chunks' passes (late)."""
         embedder = self._embedder()
         chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
         if not self.config.embed_sentences:
-            return embedder.embed_documents(chunk_texts), None
+            return embedder.embed_documents(chunk_texts), None, False
         if self.config.sentence_vectors == "late" and isinstance(embedder, SpanEmbedder):
-            return _late_vectors(embedder, batch, chunk_texts)
+            return *_late_vectors(embedder, batch, chunk_texts), True
         sentence_texts = [unit_reading(u.text, u.headers) for c in batch for u in c.sentences]
         vectors = embedder.embed_documents(chunk_texts + sentence_texts)
-        return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
+        return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], False
 
     def _write_batch(
         self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]

@@ -20,7 +20,7 @@ from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
 from agents.state import TraceEntry
 from retrieval.calibration import SignalWeights
-from retrieval.embeddings import SpanEmbedder
+from retrieval.embeddings import pools_sentences
 from retrieval.index import Index
 
 __all__ = ["CallBudget", "RunContext", "RunLimits", "StepRecorder", "ask_model", "record_step"]
@@ -60,12 +60,7 @@ class RunContext:
     def pooled_sentence_vectors(self) -> bool:
         """Whether the stored sentence vectors were pooled in their chunks' context (late) rather than
         read alone; then a stage comparing single sentences with a question reads them alone too."""
-        index = self.settings.index
-        return (
-            index.embed_sentences
-            and index.sentence_vectors == "late"
-            and isinstance(self.index.embedder, SpanEmbedder)
-        )
+        return pools_sentences(self.settings.index, self.index.embedder)
 
     def once(self, key: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, run once per question for each key (rerank and answer share the drill-down)."""

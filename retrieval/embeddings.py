@@ -166,10 +166,7 @@ class OnnxEmbedder:
         started = time.perf_counter()
         encodings = self._tokenizer.encode_batch(list(texts))
         span_vectors = [np.zeros((len(row), self.dim), dtype=np.float32) for row in spans]
-        pieces = [
-            [_span_pieces(encoding, span) for span in row]
-            for encoding, row in zip(encodings, spans, strict=True)
-        ]
+        pieces = [_span_pieces(encoding, row) for encoding, row in zip(encodings, spans, strict=True)]
         vectors = self._embed_encodings(encodings, pieces=pieces, out=span_vectors)
         tokens = sum(len(encoding.ids) for encoding in encodings)
         alone = [(t, s) for t, row in enumerate(pieces) for s, found in enumerate(row) if found is None]
@@ -226,20 +223,22 @@ def _mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return _l2_normalise(pooled)
 
 
-def _span_pieces(encoding: Encoding, span: tuple[int, int]) -> np.ndarray | None:
-    """Positions of the word pieces inside ``span``; None when it has none or runs past the window."""
-    start, end = span
-    kept = [
-        (position, offsets)
-        for position, (offsets, special) in enumerate(
-            zip(encoding.offsets, encoding.special_tokens_mask, strict=True)
-        )
-        if not special
-    ]
-    if encoding.overflowing and (not kept or end > kept[-1][1][1]):
-        return None
-    inside = [position for position, (a, b) in kept if a < end and b > start]
-    return np.array(inside, dtype=np.intp) if inside else None
+def _span_pieces(encoding: Encoding, spans: Spans) -> list[np.ndarray | None]:
+    """For each character span, the positions of its word pieces in ``encoding``; None for a span with
+    none, or one that runs past the model's window."""
+    special = np.asarray(encoding.special_tokens_mask, dtype=bool)
+    positions = np.flatnonzero(~special)
+    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)[positions]
+    truncated = bool(encoding.overflowing)
+    window_end = int(offsets[-1, 1]) if len(offsets) else 0
+    found: list[np.ndarray | None] = []
+    for start, end in spans:
+        if truncated and (not len(offsets) or end > window_end):
+            found.append(None)
+            continue
+        inside = positions[(offsets[:, 0] < end) & (offsets[:, 1] > start)]
+        found.append(inside.astype(np.intp) if len(inside) else None)
+    return found
 
 
 class OpenAIEmbedder:

@@ -408,11 +408,11 @@ def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[Collec
     records: dict[CollectionName, list[_Row]] = {}
     if row["sentences"] is not None:
         records["sentences"] = [
-            (u.unit_id, u.text, _unit_metadata(u, base), v)
+            (u.unit_id, u.text, _sentence_metadata(u), v)
             for u, v in zip(item.sentences, row["sentences"], strict=True)
         ]
     records["chunks"] = [
-        (u.unit_id, u.text, {**_unit_metadata(u, base), "title": doc.title}, v)
+        (u.unit_id, u.text, _chunk_metadata(u, base, doc.title), v)
         for u, v in zip(item.chunks, row["chunks"], strict=True)
     ]
     if item.chunks:
@@ -444,13 +444,22 @@ def _spans_of(doc: Document) -> dict[str, list[list[Any]]]:
     return spans
 
 
-def _unit_metadata(unit: Unit, base: Metadata) -> Metadata:
-    meta: Metadata = {**base, "start": unit.start, "end": unit.end, "ordinal": unit.ordinal}
+def _chunk_metadata(unit: Unit, base: Metadata, title: str) -> Metadata:
+    meta: Metadata = {**base, "start": unit.start, "end": unit.end, "ordinal": unit.ordinal, "title": title}
     meta["section"] = " > ".join(unit.section_path)
     if unit.page is not None:
         meta["page"] = unit.page
     if unit.parent_id is not None:
         meta["parent_id"] = unit.parent_id
+    return meta
+
+
+def _sentence_metadata(unit: Unit) -> Metadata:
+    """What a sentence is read back with (:meth:`SentenceVector.from_record`) and its page: sentences
+    outnumber chunks several times over, and each key is a row Chroma writes beside the model's pass."""
+    meta: Metadata = {"doc_id": unit.doc_id, "start": unit.start, "end": unit.end}
+    if unit.page is not None:
+        meta["page"] = unit.page
     if unit.role == "row":
         meta["role"] = unit.role
         meta["headers"] = json.dumps(list(unit.headers))

@@ -253,6 +253,7 @@ class Ingester:
                     "profile": centroid(sv[chosen]) if sv is not None and chosen else center,
                     "summary": summary,
                     "summary_sentences": [item.sentences[i] for i in chosen],
+                    "summary_spans_every_chunk": _spans_every_chunk(item, chosen),
                     "keywords": keywords(item.document.title, item.document.text),
                 }
             )
@@ -261,13 +262,16 @@ class Ingester:
         return rows
 
     def _profiles_from_sentences_alone(self, rows: list[dict[str, Any]]) -> None:
-        """Profile vectors from the summary sentences read alone, as with separate sentence vectors.
+        """Profile vectors from the summary sentences read alone, for documents whose summary has a
+        sentence in every chunk.
 
-        A pooled sentence vector leans towards its chunk's other sentences, so a profile of pooled vectors
-        blurs into the chunk centroid and routing loses the documents whose subject only a summary
-        sentence states (xquad-en: "What event happened 66 million years ago?"). The summary is a few
-        sentences a document, a small share of the chunks' model pass.
+        A pooled sentence vector leans towards its chunk. When the summary sentences between them lie in
+        every chunk (a document of one or two chunks, as most of hotpotqa-500's are), their pooled mean is
+        the chunk centroid again, and routing would have one signal where it needs two. Elsewhere the
+        summary picks a few of many chunks, and the pooled profile already differs from the centroid, at
+        no model cost.
         """
+        rows = [row for row in rows if row["summary_spans_every_chunk"]]
         summaries = [row["summary_sentences"] for row in rows]
         readings = [unit_reading(u.text, u.headers) for units in summaries for u in units]
         vectors = self._embedder().embed_documents(readings)
@@ -399,6 +403,14 @@ def _holding_chunks(item: ChunkedDocument) -> list[int | None]:
             )
         )
     return held
+
+
+def _spans_every_chunk(item: ChunkedDocument, chosen: Sequence[int]) -> bool:
+    """Whether the chosen sentences between them lie in every chunk of the document."""
+    if not chosen:
+        return False
+    held = _holding_chunks(item)
+    return {held[i] for i in chosen} >= set(range(len(item.chunks)))
 
 
 def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[CollectionName, list[_Row]]:

@@ -92,8 +92,9 @@ def test_ingest_embeds_sentences_per_setting(tmp_path: Path, embedder: OnnxEmbed
 def test_late_profiles_average_the_summary_sentences_read_alone(
     tmp_path: Path, embedder: OnnxEmbedder
 ) -> None:
-    """A pooled sentence leans towards its chunk, so a profile averaged from pooled vectors blurs into the
-    chunk centroid; the profile is the mean of the summary sentences read alone, in either mode."""
+    """A pooled sentence leans towards its chunk, so when the summary has a sentence in every chunk (here
+    the one chunk) a profile averaged from pooled vectors would be the centroid again; the profile is the
+    mean of the summary sentences read alone, as in separate mode."""
     document = Document(doc_id="stone", title=TITLE, text=TEXT, source="test")
     profiles = {}
     for mode in ("late", "separate"):
@@ -106,6 +107,33 @@ def test_late_profiles_average_the_summary_sentences_read_alone(
             pooled /= np.linalg.norm(pooled)
     np.testing.assert_allclose(profiles["late"], profiles["separate"], atol=1e-5)
     assert float(profiles["late"] @ pooled) < 0.999
+
+
+def test_a_summary_from_some_of_many_chunks_keeps_its_pooled_profile(
+    tmp_path: Path, embedder: OnnxEmbedder
+) -> None:
+    """Where the summary picks sentences from a few of a document's chunks, the pooled profile differs
+    from the centroid already, and no sentence is read a second time."""
+    topics = ["granite", "hieroglyphs", "museum", "decipherment", "Ptolemy", "Champollion", "Rashid"]
+    text = " ".join(
+        f"Paragraph {n} tells of the {topic}, and of the scholars who studied the {topic} for years."
+        for n, topic in enumerate(topics * 3)
+    )
+    config = ChunkingConfig(chunk_tokens=40, overlap_tokens=0)
+    index = _index(tmp_path, embedder, sentence_vectors="late", chunking=config)
+    texts_before, late_before, passes_before = _counts(embedder)
+    index.ingest_documents([Document(doc_id="stone", title=TITLE, text=text, source="test")])
+    texts, late, passes = _counts(embedder)
+    stats = index.stats()
+    assert stats["chunks"] >= 5
+    assert (late - late_before, passes - passes_before) == (stats["sentences"], 0)
+    assert texts - texts_before == stats["chunks"]
+    (profile,) = index.store.get("documents", ids=["stone"], with_vectors=True)
+    (center,) = index.store.get("centroids", ids=["stone"], with_vectors=True)
+    summary = str(profile.metadata["summary"])
+    pooled = np.stack([v for t, v in _stored_sentences(index).items() if t in summary]).mean(axis=0)
+    np.testing.assert_allclose(profile.vector, pooled / np.linalg.norm(pooled), atol=1e-5)
+    assert float(np.asarray(profile.vector) @ np.asarray(center.vector)) < 0.999
 
 
 def test_sentences_of_a_chunk_over_the_window_are_embedded_alone(

@@ -19,11 +19,9 @@ class EmbeddingConfig(BaseModel):
     model: str = Field("text-embedding-3-small", description="Model name for the 'openai' backend.")
     base_url: str | None = Field(None, description="Base URL of the /embeddings endpoint ('openai' backend).")
     api_key: SecretStr | None = Field(None, description="API key for the 'openai' backend.")
-    batch_size: int = Field(32, ge=1, le=1024, description="Most texts per model call.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per model call.")
     max_tokens: int = Field(256, ge=16, le=512, description="Word pieces the ONNX model reads per text.")
-    threads: int = Field(
-        0, ge=0, description="Batches the ONNX model runs side by side, one core each; 0: one per CPU."
-    )
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets it choose.")
 
 
 class ChunkingConfig(BaseModel):

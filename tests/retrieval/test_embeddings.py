@@ -195,20 +195,6 @@ def test_onnx_small_batches_give_the_same_vectors(embedder: OnnxEmbedder) -> Non
     assert small_batches._session is embedder._session, "the ONNX session must load once per process"
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_onnx_batches_side_by_side_give_the_same_vectors(embedder: OnnxEmbedder, threads: int) -> None:
-    """Batches run on several threads at once write each row and each span to its own slot."""
-    texts = [f"{text} {n}" for n in range(4) for text in TEXTS_OF_MIXED_LENGTH]
-    spans = [[(0, len(text) // 2), (len(text) // 2, len(text))] for text in texts]
-    other = OnnxEmbedder(_config(batch_size=2, threads=threads))
-    vectors, pooled = other.embed_spans(texts, spans)
-    expected_vectors, expected_pooled = embedder.embed_spans(texts, spans)
-    np.testing.assert_allclose(vectors, expected_vectors, atol=1e-4)
-    for got, expected in zip(pooled, expected_pooled, strict=True):
-        np.testing.assert_allclose(got, expected, atol=1e-4)
-    np.testing.assert_allclose(vectors, [embedder.embed_query(text) for text in texts], atol=1e-4)
-
-
 def test_onnx_reads_at_most_max_tokens_word_pieces() -> None:
     short_reader = OnnxEmbedder(_config(max_tokens=32))
     long_text = "alpha beta gamma delta " * 100

@@ -184,8 +184,8 @@ class Ingester:
                     for done in range(last_position + 1, position + 1):
                         advance(done)
                     last_position = position
-            if batch:
-                pending_write = self._flush(batch, writer, pending_write, report, set(stored))
+            for part in _halves(batch):
+                pending_write = self._flush(part, writer, pending_write, report, set(stored))
             if pending_write is not None:
                 pending_write.result()
             for done in range(last_position + 1, position + 1):
@@ -326,6 +326,18 @@ class Ingester:
             self._journal.done([doc_id])
             self._publish()
         return True
+
+
+def _halves(batch: list[ChunkedDocument]) -> list[list[ChunkedDocument]]:
+    """The last batch cut in two by its chunks, so that its first half is written while the second is
+    embedded: nothing is left to overlap the last write, which the caller waits for."""
+    total = sum(len(item.chunks) for item in batch)
+    held = 0
+    for cut, item in enumerate(batch[:-1], start=1):
+        held += len(item.chunks)
+        if 2 * held >= total:
+            return [batch[:cut], batch[cut:]]
+    return [batch] if batch else []
 
 
 def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:

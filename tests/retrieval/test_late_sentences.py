@@ -191,12 +191,15 @@ def test_ingest_bench_reports_the_chunks_only_model_time(
             result["ingest_seconds"] / result["chunks_only_seconds"]
         )
         assert f"{result['ingest_over_chunks_only']:.2f}" in printed
+        (ratio,) = result["ingest_over_chunks_only_by_round"]
+        assert ratio == pytest.approx(result["ingest_over_chunks_only"])
         summary_sentences = result["texts_embedded"] - result["chunks"] - result["sentence_passes"]
         assert 0 < summary_sentences <= result["documents"] * 20
     else:
         assert result["chunks_only_seconds"] is None and result["late_sentences"] == 0
         assert result["texts_embedded"] == result["chunks"] + result["sentences"]
         assert "n/a (sentences embedded separately)" in printed
+        assert result["ingest_over_chunks_only_by_round"] == []
 
 
 @pytest.mark.parametrize("mode", ["late", "separate"])

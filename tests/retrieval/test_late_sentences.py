@@ -132,7 +132,7 @@ def test_a_summary_from_some_of_many_chunks_keeps_its_pooled_profile(
     (center,) = index.store.get("centroids", ids=["stone"], with_vectors=True)
     summary = str(profile.metadata["summary"])
     pooled = np.stack([v for t, v in _stored_sentences(index).items() if t in summary]).mean(axis=0)
-    np.testing.assert_allclose(profile.vector, pooled / np.linalg.norm(pooled), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(profile.vector), pooled / np.linalg.norm(pooled), atol=1e-5)
     assert float(np.asarray(profile.vector) @ np.asarray(center.vector)) < 0.999
 
 

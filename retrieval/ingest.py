@@ -253,15 +253,16 @@ class Ingester:
                     "profile": centroid(sv[chosen]) if sv is not None and chosen else center,
                     "summary": summary,
                     "summary_sentences": [item.sentences[i] for i in chosen],
-                    "summary_spans_every_chunk": _spans_every_chunk(item, chosen),
                     "keywords": keywords(item.document.title, item.document.text),
                 }
             )
         if pooled:
-            self._profiles_from_sentences_alone(rows)
+            self._profiles_from_sentences_alone(batch, rows)
         return rows
 
-    def _profiles_from_sentences_alone(self, rows: list[dict[str, Any]]) -> None:
+    def _profiles_from_sentences_alone(
+        self, batch: list[ChunkedDocument], rows: list[dict[str, Any]]
+    ) -> None:
         """Profile vectors from the summary sentences read alone, for documents whose summary has a
         sentence in every chunk.
 
@@ -271,7 +272,11 @@ class Ingester:
         summary picks a few of many chunks, and the pooled profile already differs from the centroid, at
         no model cost.
         """
-        rows = [row for row in rows if row["summary_spans_every_chunk"]]
+        rows = [
+            row
+            for item, row in zip(batch, rows, strict=True)
+            if _in_every_chunk(item, row["summary_sentences"])
+        ]
         summaries = [row["summary_sentences"] for row in rows]
         readings = [unit_reading(u.text, u.headers) for units in summaries for u in units]
         vectors = self._embedder().embed_documents(readings)
@@ -400,29 +405,25 @@ def _late_vectors(
     return chunk_vectors, vectors
 
 
-def _holding_chunks(item: ChunkedDocument) -> list[int | None]:
-    """For each sentence, the ordinal of the first chunk holding it whole (None when no chunk does)."""
-    held: list[int | None] = []
-    for sentence in item.sentences:
-        held.append(
-            next(
-                (
-                    ordinal
-                    for ordinal, chunk in enumerate(item.chunks)
-                    if chunk.start <= sentence.start and sentence.end <= chunk.end
-                ),
-                None,
-            )
+def _holding_chunks(item: ChunkedDocument, sentences: Sequence[Unit] | None = None) -> list[int | None]:
+    """For each sentence (by default every one of the document's), the ordinal of the first chunk holding
+    it whole (None when no chunk does)."""
+    return [
+        next(
+            (
+                ordinal
+                for ordinal, chunk in enumerate(item.chunks)
+                if chunk.start <= sentence.start and sentence.end <= chunk.end
+            ),
+            None,
         )
-    return held
+        for sentence in (item.sentences if sentences is None else sentences)
+    ]
 
 
-def _spans_every_chunk(item: ChunkedDocument, chosen: Sequence[int]) -> bool:
-    """Whether the chosen sentences between them lie in every chunk of the document."""
-    if not chosen:
-        return False
-    held = _holding_chunks(item)
-    return {held[i] for i in chosen} >= set(range(len(item.chunks)))
+def _in_every_chunk(item: ChunkedDocument, sentences: Sequence[Unit]) -> bool:
+    """Whether the given sentences between them lie in every chunk of the document."""
+    return bool(sentences) and set(_holding_chunks(item, sentences)) >= set(range(len(item.chunks)))
 
 
 def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[CollectionName, list[_Row]]:

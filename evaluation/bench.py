@@ -26,10 +26,12 @@ from evaluation.metrics import percentile
 from evaluation.runner import without
 from retrieval.embeddings import Embedder, EmbedStats, SpanEmbedder, Spans, SpanVectors, make_embedder
 from retrieval.errors import LoaderError
+from retrieval.hits import SentenceVector
 from retrieval.ids import unit_id
 from retrieval.index import IngestReport
 from retrieval.loaders import load_file
 from retrieval.models import Document
+from retrieval.packs import pack_metadata
 from retrieval.store import CollectionName, Metadata
 
 CHUNKS_PER_DOC = 10
@@ -391,14 +393,14 @@ def build_synthetic_index(index: Index, *, chunks: int, questions: int, seed: in
     per_batch = max(1, UPSERT_CHUNKS // CHUNKS_PER_DOC)
     sentences = 0
     # Two writers keep both cores busy: each collection's upsert is a task, and up to two batches are in
-    # flight, so one batch's chunks are written beside the previous batch's (twice as many) sentences.
+    # flight, so one batch's chunks are written beside the previous batch's sentence packs.
     in_flight: deque[list[Future[None]]] = deque()
     with ThreadPoolExecutor(max_workers=2) as writers:
         for first in range(0, documents, per_batch):
             numbers = range(first, min(first + per_batch, documents))
             batch = [_synthetic_document(d, vocabulary[topics[d]], vocabulary, rng) for d in numbers]
             rows = _batch_rows(batch, rng, dim=index.embedder.dim)
-            sentences += len(rows["sentences"].ids)
+            sentences += sum(len(item.sentences) for item in batch)
             if len(in_flight) == 2:
                 _wait(in_flight.popleft())
             in_flight.append([writers.submit(_upsert, index, name, row) for name, row in rows.items()])
@@ -501,15 +503,22 @@ def _batch_rows(
         topic /= np.linalg.norm(topic)
         base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
         unit_base: Metadata = {**base, "section": "", "parent_id": unit_id(doc.doc_id, "section", 0)}
-        for ordinal, (start, end) in enumerate(item.sentences):
-            meta: Metadata = {**unit_base, "start": start, "end": end, "ordinal": ordinal}
-            rows["sentences"].add(unit_id(doc.doc_id, "sentence", ordinal), doc.text[start:end], meta)
-        for ordinal, (start, end) in enumerate(item.chunks):
-            meta = {**unit_base, "start": start, "end": end, "ordinal": ordinal, "title": doc.title}
-            rows["chunks"].add(unit_id(doc.doc_id, "chunk", ordinal), doc.text[start:end], meta)
         chunk_vectors = _noisy(topic, len(item.chunks), 0.5, rng)
+        sentences = [
+            SentenceVector(
+                unit_id(doc.doc_id, "sentence", i), doc.doc_id, doc.text[start:end], start, end, vector
+            )
+            for i, ((start, end), vector) in enumerate(
+                zip(item.sentences, _noisy(topic, len(item.sentences), 0.8, rng), strict=True)
+            )
+        ]
+        for ordinal, (start, end) in enumerate(item.chunks):
+            meta: Metadata = {**unit_base, "start": start, "end": end, "ordinal": ordinal, "title": doc.title}
+            rows["chunks"].add(unit_id(doc.doc_id, "chunk", ordinal), doc.text[start:end], meta)
+            held = [s for s in sentences if start <= s.start and s.end <= end]
+            rows["sentences"].add(unit_id(doc.doc_id, "chunk", ordinal), "", pack_metadata(doc.doc_id, held))
         rows["chunks"].vectors.append(chunk_vectors)
-        rows["sentences"].vectors.append(_noisy(topic, len(item.sentences), 0.8, rng))
+        rows["sentences"].vectors.append(chunk_vectors)
         rows["centroids"].add(doc.doc_id, doc.title, base)
         rows["centroids"].vectors.append(_noisy(chunk_vectors.mean(axis=0), 1, 0.0, rng))
         rows["documents"].add(doc.doc_id, doc.text, _profile_metadata(item, base))

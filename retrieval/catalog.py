@@ -23,12 +23,12 @@ from retrieval.side_indexes import SIDE_FOLDER, read_marker
 
 if TYPE_CHECKING:
     from retrieval.index import Index
-    from retrieval.store import ChromaStore, CollectionName
+    from retrieval.store import ChromaStore
 
 CATALOG_FILE = "catalog.json"
 CHROMA_FOLDER = "chroma"
 _FORMAT = 1
-_COUNTED: tuple[CollectionName, ...] = ("documents", "chunks", "sentences")
+_COUNTED = ("documents", "chunks", "sentences")
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,20 @@ def stored_profiles(store: ChromaStore) -> list[DocProfile]:
     return sorted(profiles, key=lambda p: (p.title.lower(), p.doc_id))
 
 
-def stored_counts(store: ChromaStore) -> dict[str, int]:
-    """Items in each collection ``multigrain stats`` counts."""
-    return {name: store.count(name) for name in _COUNTED}
+def stored_counts(store: ChromaStore, profiles: list[DocProfile]) -> dict[str, int]:
+    """What ``multigrain stats`` counts: stored documents and chunks, and the sentences their profiles
+    count (the sentences collection holds a pack per chunk, see :mod:`retrieval.packs`)."""
+    return {
+        "documents": store.count("documents"),
+        "chunks": store.count("chunks"),
+        "sentences": sum(p.sentences for p in profiles),
+    }
 
 
 def stored_catalog(store: ChromaStore) -> Catalog:
     """The catalog of a store as it is now."""
-    return Catalog(profiles=stored_profiles(store), counts=stored_counts(store))
+    profiles = stored_profiles(store)
+    return Catalog(profiles=profiles, counts=stored_counts(store, profiles))
 
 
 def describe(config: IndexConfig, counts: dict[str, int]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from retrieval.errors import LoaderError
-from retrieval.models import UnitRole
+from retrieval.models import Unit, UnitRole
 
 if TYPE_CHECKING:  # only named in annotations: listing profiles needs neither Chroma nor numpy
     import numpy as np
@@ -108,9 +108,24 @@ class SentenceVector:
     """A row's column headers; empty for a sentence."""
 
     @classmethod
+    def of_unit(cls, unit: Unit, vector: np.ndarray) -> SentenceVector:
+        """A sentence or row as the chunker cut it, with its vector."""
+        return cls(
+            unit.unit_id,
+            unit.doc_id,
+            unit.text,
+            unit.start,
+            unit.end,
+            vector,
+            role=unit.role,
+            headers=unit.headers,
+        )
+
+    @classmethod
     def from_record(cls, record: Record) -> SentenceVector:
-        """Rebuild a sentence from a stored one read with its vector; a record without a role (stored
-        before rows existed) is a sentence."""
+        """Rebuild a sentence from a record of its own (as stored before packs, see
+        :mod:`retrieval.packs`) read with its vector; a record without a role (stored before rows existed) is
+        a sentence."""
         meta = record.metadata
         assert record.vector is not None
         is_row = meta.get("role") == "row"

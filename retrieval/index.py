@@ -28,7 +28,8 @@ from retrieval.errors import RetrievalError
 from retrieval.hits import ChunkHit, DocProfile, IngestReport, SentenceVector
 from retrieval.ids import parse_unit_id, unit_id
 from retrieval.ingest import Ingester, ProgressCallback, stored_document
-from retrieval.models import Document, UnitKind
+from retrieval.models import Document
+from retrieval.packs import unpack
 from retrieval.side_indexes import SIDE_FOLDER, SideIndexCache, stored_hashes
 from retrieval.store import ChromaStore, Record
 
@@ -119,7 +120,7 @@ class Index:
 
     def stats(self) -> dict[str, Any]:
         """Counts per collection and where the index lives."""
-        return describe(self.config, stored_counts(self.store))
+        return describe(self.config, stored_counts(self.store, stored_profiles(self.store)))
 
     def dense_documents(
         self, vector: np.ndarray, k: int, *, by: Literal["profile", "centroid"]
@@ -182,18 +183,12 @@ class Index:
         self, vectors: np.ndarray, doc_ids: Sequence[str]
     ) -> tuple[list[ChunkHit], np.ndarray]:
         """Every chunk of the given documents, fetched by id, and its similarity to each vector (by row)."""
-        ids = self._unit_ids(doc_ids, "chunks")
+        ids = _unit_ids(self.documents_by_id(doc_ids), "chunk")
         records = self.store.get("chunks", ids=ids, with_vectors=True) if ids else []
         if not records:
             return [], np.zeros((len(vectors), 0), dtype=np.float32)
         matrix = np.stack([r.vector for r in records if r.vector is not None])
         return [ChunkHit.from_record(r) for r in records], np.asarray(vectors, dtype=np.float32) @ matrix.T
-
-    def _unit_ids(self, doc_ids: Sequence[str], kind: Literal["chunks", "sentences"]) -> list[str]:
-        """Ids of every chunk or sentence of the given documents, from their profiles' counts."""
-        unit: UnitKind = "chunk" if kind == "chunks" else "sentence"
-        profiles = self.documents_by_id(doc_ids)
-        return [unit_id(p.doc_id, unit, i) for p in profiles for i in range(getattr(p, kind))]
 
     def bm25_chunks(self, query: str, k: int, *, doc_ids: Sequence[str] | None = None) -> list[ChunkHit]:
         """Chunks by BM25, optionally only inside the given documents."""
@@ -210,7 +205,7 @@ class Index:
 
     def chunks_of(self, doc_id: str) -> list[ChunkHit]:
         """Every stored chunk of a document, in text order."""
-        return self.chunks(self._unit_ids([doc_id], "chunks"))
+        return self.chunks(_unit_ids(self.documents_by_id([doc_id]), "chunk"))
 
     def chunk_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of the given chunks, one row each in the order asked (unknown ids left out)."""
@@ -226,13 +221,9 @@ class Index:
 
     def sentences_of(self, hits: Sequence[ChunkHit]) -> dict[str, list[SentenceVector]]:
         """The embedded sentences inside each chunk, by chunk id."""
-        doc_ids = sorted({h.doc_id for h in hits})
-        if not doc_ids:
-            return {}
-        records = self.store.get("sentences", ids=self._unit_ids(doc_ids, "sentences"), with_vectors=True)
+        profiles = self.documents_by_id(sorted({h.doc_id for h in hits}))
         by_doc: dict[str, list[SentenceVector]] = {}
-        for r in records:
-            sentence = SentenceVector.from_record(r)
+        for sentence in self._stored_sentences(profiles):
             by_doc.setdefault(sentence.doc_id, []).append(sentence)
         return {
             h.chunk_id: sorted(
@@ -241,3 +232,24 @@ class Index:
             )
             for h in hits
         }
+
+    def _stored_sentences(self, profiles: Sequence[DocProfile]) -> list[SentenceVector]:
+        """Every stored sentence of the given documents: from their chunks' packs, or, for a document
+        written before packs, from its records of one sentence each."""
+        packs = self.store.get("sentences", ids=_unit_ids(profiles, "chunk"))
+        sentences = [s for record in packs for s in unpack(record)]
+        packed = {str(record.metadata["doc_id"]) for record in packs}
+        unpacked = [p for p in profiles if p.sentences and p.doc_id not in packed]
+        if unpacked:
+            records = self.store.get("sentences", ids=_unit_ids(unpacked, "sentence"), with_vectors=True)
+            sentences += [SentenceVector.from_record(r) for r in records]
+        return sentences
+
+
+def _unit_ids(profiles: Sequence[DocProfile], kind: Literal["chunk", "sentence"]) -> list[str]:
+    """Ids of every chunk or sentence of the given documents, from their profiles' counts."""
+    return [
+        unit_id(p.doc_id, kind, i)
+        for p in profiles
+        for i in range(p.chunks if kind == "chunk" else p.sentences)
+    ]

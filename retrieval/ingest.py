@@ -22,10 +22,11 @@ from retrieval.chunking import chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, SpanEmbedder, pools_sentences
 from retrieval.errors import IndexBusyError, LoaderError
-from retrieval.hits import IngestReport, unit_reading
+from retrieval.hits import IngestReport, SentenceVector, unit_reading
 from retrieval.journal import JOURNAL_FILE, Journal
 from retrieval.loaders import corpus_document_id, iter_files, load_file, resolved_location
 from retrieval.models import ChunkedDocument, Document, Span, Unit
+from retrieval.packs import pack_metadata
 from retrieval.profiles import centroid, keywords, summarize
 from retrieval.side_indexes import SideIndexCache, stored_hashes
 from retrieval.store import COLLECTIONS, ChromaStore, CollectionName, Metadata, Record
@@ -432,10 +433,7 @@ def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[Collec
     base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
     records: dict[CollectionName, list[_Row]] = {}
     if row["sentences"] is not None:
-        records["sentences"] = [
-            (u.unit_id, u.text, _sentence_metadata(u), v)
-            for u, v in zip(item.sentences, row["sentences"], strict=True)
-        ]
+        records["sentences"] = _sentence_packs(item, row["sentences"], row["chunks"])
     records["chunks"] = [
         (u.unit_id, u.text, _chunk_metadata(u, base, doc.title), v)
         for u, v in zip(item.chunks, row["chunks"], strict=True)
@@ -479,16 +477,17 @@ def _chunk_metadata(unit: Unit, base: Metadata, title: str) -> Metadata:
     return meta
 
 
-def _sentence_metadata(unit: Unit) -> Metadata:
-    """What a sentence is read back with (:meth:`SentenceVector.from_record`) and its page: sentences
-    outnumber chunks several times over, and each key is a row Chroma writes beside the model's pass."""
-    meta: Metadata = {"doc_id": unit.doc_id, "start": unit.start, "end": unit.end}
-    if unit.page is not None:
-        meta["page"] = unit.page
-    if unit.role == "row":
-        meta["role"] = unit.role
-        meta["headers"] = json.dumps(list(unit.headers))
-    return meta
+def _sentence_packs(item: ChunkedDocument, vectors: np.ndarray, chunk_vectors: np.ndarray) -> list[_Row]:
+    """A pack record per chunk holding its sentences whose first holding chunk it is (see
+    :mod:`retrieval.packs`), under the chunk's id and with the chunk's vector."""
+    held: dict[int, list[SentenceVector]] = {}
+    for unit, vector, ordinal in zip(item.sentences, vectors, _holding_chunks(item), strict=True):
+        if ordinal is not None:
+            held.setdefault(ordinal, []).append(SentenceVector.of_unit(unit, vector))
+    return [
+        (item.chunks[ordinal].unit_id, "", pack_metadata(item.document.doc_id, units), chunk_vectors[ordinal])
+        for ordinal, units in held.items()
+    ]
 
 
 def stored_document(record: Record) -> Document:

@@ -10,12 +10,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from filelock import FileLock
 
 from retrieval.config import IndexConfig
 from retrieval.errors import IndexBusyError
 from retrieval.index import Index
+from retrieval.packs import unpack
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 
@@ -25,11 +27,18 @@ def make_index(home: Path, embedder, **overrides) -> Index:
 
 
 def snapshot(index: Index) -> dict:
-    """Everything stored, comparable across runs."""
-    return {
+    """Everything stored but the vectors (the model's last bits depend on what it was batched with),
+    comparable across runs."""
+    stored = {
         name: sorted((r.id, r.text, tuple(sorted(r.metadata.items()))) for r in index.store.iterate(name))
-        for name in ("documents", "centroids", "chunks", "sentences")
+        for name in ("documents", "centroids", "chunks")
     }
+    stored["sentences"] = sorted(
+        (r.id, s.sentence_id, s.text, s.start, s.end, s.role, s.headers)
+        for r in index.store.iterate("sentences")
+        for s in unpack(r)
+    )
+    return stored
 
 
 @pytest.fixture(scope="module")
@@ -55,21 +64,41 @@ def test_ingest_reports_every_document(corpus_index):
 def test_every_stored_unit_is_an_exact_slice_of_its_document(corpus_index):
     index, _ = corpus_index
     texts = {p.doc_id: index.document(p.doc_id).text for p in index.documents()}
-    for name in ("chunks", "sentences"):
-        for record in index.store.iterate(name):
-            meta = record.metadata
-            assert texts[meta["doc_id"]][meta["start"] : meta["end"]] == record.text
+    for record in index.store.iterate("chunks"):
+        meta = record.metadata
+        assert texts[meta["doc_id"]][meta["start"] : meta["end"]] == record.text
+
+
+def test_each_sentence_is_stored_once_in_the_pack_of_the_first_chunk_holding_it(corpus_index):
+    index, _ = corpus_index
+    chunks = {r.id: r.metadata for r in index.store.iterate("chunks")}
+    texts = {p.doc_id: index.document(p.doc_id).text for p in index.documents()}
+    stored: list[str] = []
+    for pack in index.store.iterate("sentences"):
+        sentences = unpack(pack)
+        assert sentences, f"pack {pack.id} holds no sentence"
+        for sentence in sentences:
+            stored.append(sentence.sentence_id)
+            assert texts[sentence.doc_id][sentence.start : sentence.end] == sentence.text
+            holders = [
+                chunk_id
+                for chunk_id, meta in chunks.items()
+                if meta["doc_id"] == sentence.doc_id
+                and meta["start"] <= sentence.start <= sentence.end <= meta["end"]
+            ]
+            assert holders and pack.id == min(holders, key=lambda c: chunks[c]["ordinal"])
+            assert sentence.vector.shape == (index.embedder.dim,)
+            assert np.linalg.norm(sentence.vector) == pytest.approx(1.0, abs=1e-4)
+    assert len(stored) == len(set(stored)) > len(chunks)
 
 
 def test_profiles_have_summary_keywords_and_centroid(corpus_index):
     index, _ = corpus_index
     tea = index.documents_by_id(["tea.html"])[0]
-    assert (
-        tea.summary
-        and tea.summary
-        in " ".join(s.text for s in index.store.get("sentences", where={"doc_id": "tea.html"}))
-        or tea.summary
-    )
+    sentences = [
+        s.text for r in index.store.get("sentences", where={"doc_id": "tea.html"}) for s in unpack(r)
+    ]
+    assert tea.summary and tea.summary.startswith(tuple(sentences))
     assert "tea" in tea.keywords
     assert index.store.count("centroids") == 7
 
@@ -252,11 +281,11 @@ def test_every_loader_s_units_are_exact_slices_once_stored(tmp_path, embedder, k
     assert report.added and not report.failed
     for doc_id in report.added:
         text = index.document(doc_id).text
-        units = index.store.get("chunks", where={"doc_id": doc_id}) + index.store.get(
-            "sentences", where={"doc_id": doc_id}
-        )
-        assert units
-        for unit in units:
-            assert text[unit.metadata["start"] : unit.metadata["end"]] == unit.text
+        chunks = index.store.get("chunks", where={"doc_id": doc_id})
+        sentences = [s for r in index.store.get("sentences", where={"doc_id": doc_id}) for s in unpack(r)]
+        assert chunks and sentences
+        for chunk in chunks:
+            assert text[chunk.metadata["start"] : chunk.metadata["end"]] == chunk.text
+        assert all(text[s.start : s.end] == s.text for s in sentences)
         if kind == "pdf":
-            assert all("page" in unit.metadata for unit in units)
+            assert all("page" in chunk.metadata for chunk in chunks)

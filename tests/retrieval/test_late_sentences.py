@@ -13,6 +13,7 @@ from retrieval.config import ChunkingConfig, EmbeddingConfig, IndexConfig
 from retrieval.embeddings import OnnxEmbedder, OpenAIEmbedder, SpanEmbedder
 from retrieval.index import Index
 from retrieval.models import Document
+from retrieval.packs import unpack
 from tests.http_servers import ScriptedServer
 from tests.retrieval.test_embeddings import FAKE_MODEL, _embeddings_endpoint
 
@@ -29,8 +30,9 @@ def _index(home: Path, embedder: Any, **overrides: Any) -> Index:
 
 
 def _stored_sentences(index: Index) -> dict[str, np.ndarray]:
-    records = index.store.get("sentences", where={"doc_id": "stone"}, with_vectors=True)
-    return {r.text: np.asarray(r.vector) for r in records if r.vector is not None}
+    return {
+        s.text: s.vector for r in index.store.get("sentences", where={"doc_id": "stone"}) for s in unpack(r)
+    }
 
 
 def _counts(embedder: OnnxEmbedder) -> tuple[int, int, int]:

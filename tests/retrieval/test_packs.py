@@ -1,0 +1,85 @@
+"""Sentence packs: a chunk's sentences stored as one record, read back exactly; indexes written before
+packs (a record per sentence) still read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.config import IndexConfig
+from retrieval.hits import SentenceVector
+from retrieval.ids import unit_id
+from retrieval.index import Index
+from retrieval.models import Document
+from retrieval.packs import pack_metadata, unpack
+from retrieval.store import Record
+
+TEXT = (
+    "Ptolemy V issued the decree in 196 BC. "
+    "The stele's text is in three scripts: hieroglyphic, Demotic and Greek. "
+    "Champollion read the cartouches in 1822."
+)
+
+
+def test_a_pack_gives_back_its_sentences_and_their_exact_vectors() -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((2, 384)).astype(np.float32)
+    sentences = [
+        SentenceVector("d#t0", "d", "Ptolemy's décret — 196 BC.", 0, 26, vectors[0]),
+        SentenceVector(
+            "d#t1", "d", "Rosetta | 760 kg", 27, 43, vectors[1], role="row", headers=("Stone", "Weight")
+        ),
+    ]
+    record = Record(id="d#c0", text="", metadata=pack_metadata("d", sentences))
+    back = unpack(record)
+    assert [(s.sentence_id, s.doc_id, s.text, s.start, s.end, s.role, s.headers) for s in back] == [
+        (s.sentence_id, s.doc_id, s.text, s.start, s.end, s.role, s.headers) for s in sentences
+    ]
+    for got, sent in zip(back, sentences, strict=True):
+        assert got.vector.dtype == np.float32
+        np.testing.assert_array_equal(got.vector, sent.vector)
+    assert unpack(Record(id="d#c1", text="", metadata=pack_metadata("d", []))) == []
+
+
+def _index(home: Path, embedder: Any) -> Index:
+    index = Index(IndexConfig(home=home), embedder=embedder)
+    index.ingest_documents([Document(doc_id="stone", title="Rosetta Stone", text=TEXT, source="stone.txt")])
+    return index
+
+
+def test_a_document_stored_before_packs_is_read_from_its_sentence_records(
+    tmp_path: Path, embedder: Any
+) -> None:
+    index = _index(tmp_path, embedder)
+    (chunk,) = index.chunks_of("stone")
+    packed = index.sentences_of([chunk])[chunk.chunk_id]
+    assert [s.text for s in packed] == [
+        "Ptolemy V issued the decree in 196 BC.",
+        "The stele's text is in three scripts: hieroglyphic, Demotic and Greek.",
+        "Champollion read the cartouches in 1822.",
+    ]
+    # The document as an index of the previous layout holds it: one record per sentence, no pack.
+    index.store.delete("sentences", {"doc_id": "stone"})
+    index.store.upsert(
+        "sentences",
+        ids=[unit_id("stone", "sentence", i) for i in range(len(packed))],
+        texts=[s.text for s in packed],
+        metadatas=[{"doc_id": "stone", "start": s.start, "end": s.end} for s in packed],
+        vectors=np.stack([s.vector for s in packed]),
+    )
+    legacy = index.sentences_of([chunk])[chunk.chunk_id]
+    assert [(s.sentence_id, s.text, s.start, s.end) for s in legacy] == [
+        (s.sentence_id, s.text, s.start, s.end) for s in packed
+    ]
+    for old, new in zip(legacy, packed, strict=True):
+        np.testing.assert_allclose(old.vector, new.vector, atol=1e-6)
+
+
+def test_sentences_of_a_document_without_any_read_as_none(tmp_path: Path, embedder: Any) -> None:
+    index = Index(IndexConfig(home=tmp_path, embed_sentences=False), embedder=embedder)
+    index.ingest_documents([Document(doc_id="stone", title="Rosetta Stone", text=TEXT, source="stone.txt")])
+    (chunk,) = index.chunks_of("stone")
+    assert index.sentences_of([chunk]) == {chunk.chunk_id: []}
+    assert index.store.count("sentences") == 0

@@ -26,9 +26,8 @@ from evaluation.metrics import percentile
 from evaluation.runner import without
 from retrieval.embeddings import Embedder, EmbedStats, SpanEmbedder, Spans, SpanVectors, make_embedder
 from retrieval.errors import LoaderError
-from retrieval.hits import SentenceVector
 from retrieval.ids import unit_id
-from retrieval.index import IngestReport
+from retrieval.index import IngestReport, SentenceVector
 from retrieval.loaders import load_file
 from retrieval.models import Document
 from retrieval.packs import pack_metadata

@@ -26,7 +26,7 @@ PUBLIC_RETRIEVAL = {
     "retrieval.fusion",
 }
 # The query benchmark writes its synthetic corpus straight into the store in the index's record layout.
-SYNTHETIC_WRITER = {"retrieval.store", "retrieval.ids"}
+SYNTHETIC_WRITER = {"retrieval.store", "retrieval.ids", "retrieval.packs"}
 
 
 def first_party_imports(path: Path) -> set[str]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,10 +27,10 @@ def make_index(home: Path, embedder, **overrides) -> Index:
     return Index(IndexConfig(home=home, **overrides), embedder=embedder)
 
 
-def snapshot(index: Index) -> dict:
+def snapshot(index: Index) -> dict[str, list[tuple[Any, ...]]]:
     """Everything stored but the vectors (the model's last bits depend on what it was batched with),
     comparable across runs."""
-    stored = {
+    stored: dict[str, list[tuple[Any, ...]]] = {
         name: sorted((r.id, r.text, tuple(sorted(r.metadata.items()))) for r in index.store.iterate(name))
         for name in ("documents", "centroids", "chunks")
     }

@@ -15,6 +15,7 @@ from retrieval.config import ChunkingConfig, IndexConfig
 from retrieval.hits import SentenceVector
 from retrieval.index import Index
 from retrieval.models import Document, Span
+from retrieval.packs import unpack
 from retrieval.store import Record
 
 FORM = (
@@ -121,7 +122,5 @@ def test_reingesting_with_rows_replaces_the_document(tmp_path: Path, embedder: A
     assert again.unchanged == ["form"]
     report = index.ingest_documents([_form()])
     assert report.replaced == ["form"]
-    roles = {
-        r.metadata.get("role", "sentence") for r in index.store.get("sentences", where={"doc_id": "form"})
-    }
+    roles = {s.role for r in index.store.get("sentences", where={"doc_id": "form"}) for s in unpack(r)}
     assert roles == {"sentence", "row"}

@@ -65,8 +65,10 @@ def ranked_for(index: Index, question: str, k: int = 4) -> list[Passage]:
 
 
 def passage_with(index: Index, doc_id: str, words: str) -> Passage:
-    hits = index.dense_chunks(index.embedder.embed_query(words), 20)
-    return next(passage_from_hit(h, h.score) for h in hits if h.doc_id == doc_id and words in h.text)
+    """The passage of ``doc_id`` holding ``words``, scored against them (searched exactly, inside the
+    document, so no approximate nearest-neighbour miss can lose it)."""
+    hits = index.dense_chunks(index.embedder.embed_query(words), 20, doc_ids=[doc_id])
+    return next(passage_from_hit(h, h.score) for h in hits if words in h.text)
 
 
 def answered(index: Index, question: str, ranked: list[Passage]) -> dict[str, Any]:

@@ -236,10 +236,12 @@ class Ingester:
         return writer.submit(self._write_batch, batch, rows, stored)
 
     def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
-        chunk_vectors, sentence_vectors, pooled = self._embed_units(batch)
+        # Each sentence's first holding chunk: where it is pooled from (late) and which pack stores it.
+        holders = [_holding_chunks(item) if self.config.embed_sentences else [] for item in batch]
+        chunk_vectors, sentence_vectors, pooled = self._embed_units(batch, holders)
         rows: list[dict[str, Any]] = []
         ci = si = 0
-        for item in batch:
+        for item, held in zip(batch, holders, strict=True):
             cv = chunk_vectors[ci : ci + len(item.chunks)]
             sv = sentence_vectors[si : si + len(item.sentences)] if sentence_vectors is not None else None
             ci += len(item.chunks)
@@ -250,6 +252,7 @@ class Ingester:
                 {
                     "chunks": cv,
                     "sentences": sv,
+                    "holders": held,
                     "centroid": center,
                     "profile": centroid(sv[chosen]) if sv is not None and chosen else center,
                     "summary": summary,
@@ -287,7 +290,9 @@ class Ingester:
                 row["profile"] = centroid(vectors[first : first + len(units)])
             first += len(units)
 
-    def _embed_units(self, batch: list[ChunkedDocument]) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    def _embed_units(
+        self, batch: list[ChunkedDocument], holders: list[list[int | None]]
+    ) -> tuple[np.ndarray, np.ndarray | None, bool]:
         """The batch's chunk vectors and, when sentences are embedded, its sentence vectors, in unit order;
         and whether the sentence vectors were pooled from the chunks' passes (late)."""
         embedder = self._embedder()
@@ -296,7 +301,7 @@ class Ingester:
             return embedder.embed_documents(chunk_texts), None, False
         if pools_sentences(self.config, embedder):
             assert isinstance(embedder, SpanEmbedder)
-            return *_late_vectors(embedder, batch, chunk_texts), True
+            return *_late_vectors(embedder, batch, holders, chunk_texts), True
         sentence_texts = [unit_reading(u.text, u.headers) for c in batch for u in c.sentences]
         vectors = embedder.embed_documents(chunk_texts + sentence_texts)
         return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], False
@@ -369,7 +374,10 @@ def _prefetch(items: Iterator[T], depth: int = 256) -> Iterator[T]:
 
 
 def _late_vectors(
-    embedder: SpanEmbedder, batch: list[ChunkedDocument], chunk_texts: list[str]
+    embedder: SpanEmbedder,
+    batch: list[ChunkedDocument],
+    holders: list[list[int | None]],
+    chunk_texts: list[str],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chunk vectors, and sentence vectors pooled from the pass of the first chunk holding each sentence.
 
@@ -381,8 +389,8 @@ def _late_vectors(
     places: list[tuple[int, int] | None] = []
     sentences: list[Unit] = []
     first = 0
-    for item in batch:
-        for sentence, held in zip(item.sentences, _holding_chunks(item), strict=True):
+    for item, item_holders in zip(batch, holders, strict=True):
+        for sentence, held in zip(item.sentences, item_holders, strict=True):
             sentences.append(sentence)
             if held is None or sentence.headers:
                 places.append(None)
@@ -433,7 +441,7 @@ def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[Collec
     base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
     records: dict[CollectionName, list[_Row]] = {}
     if row["sentences"] is not None:
-        records["sentences"] = _sentence_packs(item, row["sentences"], row["chunks"])
+        records["sentences"] = _sentence_packs(item, row["sentences"], row["holders"], row["chunks"])
     records["chunks"] = [
         (u.unit_id, u.text, _chunk_metadata(u, base, doc.title), v)
         for u, v in zip(item.chunks, row["chunks"], strict=True)
@@ -477,11 +485,13 @@ def _chunk_metadata(unit: Unit, base: Metadata, title: str) -> Metadata:
     return meta
 
 
-def _sentence_packs(item: ChunkedDocument, vectors: np.ndarray, chunk_vectors: np.ndarray) -> list[_Row]:
+def _sentence_packs(
+    item: ChunkedDocument, vectors: np.ndarray, holders: list[int | None], chunk_vectors: np.ndarray
+) -> list[_Row]:
     """A pack record per chunk holding its sentences whose first holding chunk it is (see
     :mod:`retrieval.packs`), under the chunk's id and with the chunk's vector."""
     held: dict[int, list[SentenceVector]] = {}
-    for unit, vector, ordinal in zip(item.sentences, vectors, _holding_chunks(item), strict=True):
+    for unit, vector, ordinal in zip(item.sentences, vectors, holders, strict=True):
         if ordinal is not None:
             held.setdefault(ordinal, []).append(SentenceVector.of_unit(unit, vector))
     return [

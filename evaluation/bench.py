@@ -74,8 +74,11 @@ class RecordingEmbedder:
         self.span_requests: list[tuple[list[str], list[list[tuple[int, int]]]]] = []
 
     def __getattr__(self, name: str) -> Any:
-        if name == "embed_spans" and isinstance(self._inner, SpanEmbedder):
-            return self._embed_spans
+        if isinstance(self._inner, SpanEmbedder):
+            if name == "embed_spans":
+                return self._embed_spans
+            if name in ("reads_whole", "count_word_pieces"):
+                return getattr(self._inner, name)
         raise AttributeError(name)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

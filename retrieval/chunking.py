@@ -5,10 +5,15 @@ section, and chunks pack whole sentences of one section up to a token budget, wi
 overlap. A sentence longer than the budget is cut into token windows, so every unit fits. The loader's rows
 (table rows, form lines) are sentence-grain units of their own: the splitter cuts at their edges and never
 inside them, and chunks pack them like sentences.
+
+The budget has a second bound when the caller knows the embedding model's window: a chunk also holds no more
+than the model reads in one pass, so its vector covers all of it and every sentence inside can be pooled from
+that pass (see :func:`retrieval.ingest.embedding_text`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_right
 from collections.abc import Callable
@@ -21,6 +26,8 @@ from retrieval.models import ChunkedDocument, Document, Span, Unit, UnitKind
 from retrieval.tokens import count_tokens, encoder
 
 _Offsets = tuple[int, int]
+ChunkFits = Callable[[tuple[str, ...], str], bool]
+"""Whether the embedding model reads a chunk of the section with this path and this text whole."""
 _OPENERS = "\"'“‘«([{"
 _CLOSERS = "\"'”’»)]}"
 _CJK_TERMINATORS = "。！？"
@@ -39,6 +46,23 @@ _ABBREVIATIONS = frozenset(
     }
 )  # fmt: skip
 _MAX_CHARS_PER_TOKEN = 8
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """What one chunk of a section may hold: ``tokens`` cl100k tokens, and no more than the model reads."""
+
+    tokens: int
+    overlap: int
+    reads_whole: Callable[[str], bool]
+
+    def holds(self, text: str) -> bool:
+        """Whether ``text`` fits in one chunk."""
+        return count_tokens(text) <= self.tokens and self.reads_whole(text)
+
+
+def _always(_: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -101,8 +125,11 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return new_start, new_start + len(left_trimmed.rstrip())
 
 
-def chunk_document(doc: Document, config: ChunkingConfig) -> ChunkedDocument:
-    """Cut a document into sections, chunks and sentences, every unit with exact offsets."""
+def chunk_document(
+    doc: Document, config: ChunkingConfig, *, fits: ChunkFits | None = None
+) -> ChunkedDocument:
+    """Cut a document into sections, chunks and sentences, every unit with exact offsets; with ``fits``, no
+    chunk holds more than the embedding model reads in one pass."""
     sections: list[Unit] = []
     chunks: list[Unit] = []
     sentences: list[Unit] = []
@@ -112,7 +139,9 @@ def chunk_document(doc: Document, config: ChunkingConfig) -> ChunkedDocument:
         section = _unit(doc, "section", len(sections), (span.start, span.end), path=span.label, page=page)
         sections.append(section)
         inside = [row for row in rows if span.start <= row.start and row.end <= span.end]
-        sentence_spans, chunk_spans = _cut_section(doc.text, span.start, span.end, config, rows=inside)
+        reads_whole = _always if fits is None else functools.partial(fits, span.label)
+        budget = _Budget(config.chunk_tokens, config.overlap_tokens, reads_whole)
+        sentence_spans, chunk_spans = _cut_section(doc.text, span.start, span.end, budget, rows=inside)
         sentences += [
             _as_row(_child(doc, "sentence", len(sentences) + i, s, section), inside)
             for i, s in enumerate(sentence_spans)
@@ -213,85 +242,98 @@ def _child(doc: Document, kind: UnitKind, ordinal: int, span: _Offsets, section:
 
 
 def _cut_section(
-    text: str, start: int, end: int, config: ChunkingConfig, *, rows: list[Span]
+    text: str, start: int, end: int, budget: _Budget, *, rows: list[Span]
 ) -> tuple[list[_Offsets], list[_Offsets]]:
     """Sentence spans (rows among them) and chunk spans of one section."""
     sentence_spans = _split_around_rows(text, start, end, rows)
-    if _fits_one_chunk(text, (start, end), config.chunk_tokens):
+    if _fits_one_chunk(text, (start, end), budget):
         return sentence_spans, [(start, end)]
     sentences: list[_Offsets] = []
     chunks: list[_Offsets] = []
     pending: list[_Sentence] = []
     for sentence_start, sentence_end in sentence_spans:
         tokens = encoder().encode_ordinary(text[sentence_start:sentence_end])
-        if len(tokens) <= config.chunk_tokens:
+        if len(tokens) <= budget.tokens and budget.reads_whole(text[sentence_start:sentence_end]):
             pending.append(_Sentence(sentence_start, sentence_end, len(tokens)))
             sentences.append((sentence_start, sentence_end))
             continue
-        chunks.extend(_pack(text, pending, config))
+        chunks.extend(_pack(text, pending, budget))
         pending = []
-        pieces, windows = _cut_long_sentence(text, (sentence_start, sentence_end), tokens, config)
+        pieces, windows = _cut_long_sentence(text, (sentence_start, sentence_end), tokens, budget)
         sentences.extend(pieces)
         chunks.extend(windows)
-    chunks.extend(_pack(text, pending, config))
+    chunks.extend(_pack(text, pending, budget))
     return sentences, chunks
 
 
-def _fits_one_chunk(text: str, section: _Offsets, size: int) -> bool:
+def _fits_one_chunk(text: str, section: _Offsets, budget: _Budget) -> bool:
     # Most sections of short-paragraph corpora fit whole: one encode replaces one per sentence plus packing.
     # Text averages well under _MAX_CHARS_PER_TOKEN characters a token, so a longer section almost never
     # fits and encoding it whole would be wasted work.
     start, end = section
-    return end - start <= _MAX_CHARS_PER_TOKEN * size and count_tokens(text[start:end]) <= size
+    return end - start <= _MAX_CHARS_PER_TOKEN * budget.tokens and budget.holds(text[start:end])
 
 
 def _cut_long_sentence(
-    text: str, span: _Offsets, tokens: list[int], config: ChunkingConfig
+    text: str, span: _Offsets, tokens: list[int], budget: _Budget
 ) -> tuple[list[_Offsets], list[_Offsets]]:
-    """Pieces (the first of chunk_tokens, the others of chunk_tokens - overlap) and one window per piece.
+    """Pieces (the first of up to ``budget.tokens``, the others of up to ``budget.tokens - budget.overlap``)
+    and one window per piece.
 
-    Each window is its piece preceded by up to overlap_tokens of the previous piece, so windows hold at most
-    chunk_tokens and every piece lies inside its window.
+    Each window is its piece preceded by up to ``budget.overlap`` tokens of the previous piece, so windows
+    fit the budget and every piece lies inside its window.
     """
     _, offsets = encoder().decode_with_offsets(tokens)
     bounds = [span[0] + offset for offset in offsets] + [span[1]]
-    size, overlap = config.chunk_tokens, config.overlap_tokens
+    size, overlap = budget.tokens, budget.overlap
     pieces: list[_Offsets] = []
     windows: list[_Offsets] = []
     first = 0
     while first < len(tokens):
         last = min(first + (size if first == 0 else size - overlap), len(tokens))
-        last, piece = _fit_piece(text, bounds, (first, last), size)
+        last, piece = _fit_piece(text, bounds, (first, last), budget)
         if piece[0] < piece[1]:
             pieces.append(piece)
             windows.append(
-                _fit_window(text, [bounds[k] for k in range(max(0, first - overlap), first)], piece, size)
+                _fit_window(text, [bounds[k] for k in range(max(0, first - overlap), first)], piece, budget)
             )
         first = last
     return pieces, windows
 
 
-def _fit_piece(text: str, bounds: list[int], tokens: _Offsets, size: int) -> tuple[int, _Offsets]:
-    """Move the piece's last token back until its text, encoded on its own, holds <= size tokens."""
+def _fit_piece(text: str, bounds: list[int], tokens: _Offsets, budget: _Budget) -> tuple[int, _Offsets]:
+    """The piece's last token, moved back until the piece fits the budget, and the piece's span.
+
+    Encoded out of context the first word may split into more tokens than it had inside the sentence, and
+    the model's word pieces may outnumber the tokens: the last token that fits is found by bisection.
+    """
     first, last = tokens
-    # Encoded out of context the first word may split into more tokens than it had inside the sentence.
-    while True:
-        piece = _trim(text, bounds[first], bounds[last])
-        if last - first == 1 or count_tokens(text[piece[0] : piece[1]]) <= size:
-            return last, piece
-        last -= 1
+    if budget.holds(_slice(text, _trim(text, bounds[first], bounds[last]))):
+        return last, _trim(text, bounds[first], bounds[last])
+    low, high = first + 1, last - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if budget.holds(_slice(text, _trim(text, bounds[first], bounds[middle]))):
+            low = middle
+        else:
+            high = middle - 1
+    return low, _trim(text, bounds[first], bounds[low])
 
 
-def _fit_window(text: str, starts: list[int], piece: _Offsets, size: int) -> _Offsets:
-    """The widest window ending with ``piece`` and starting at one of ``starts`` that holds <= size tokens."""
+def _slice(text: str, span: _Offsets) -> str:
+    return text[span[0] : span[1]]
+
+
+def _fit_window(text: str, starts: list[int], piece: _Offsets, budget: _Budget) -> _Offsets:
+    """The widest window ending with ``piece`` and starting at one of ``starts`` that fits the budget."""
     for start in starts:
         window = _trim(text, start, piece[1])
-        if count_tokens(text[window[0] : window[1]]) <= size:
+        if budget.holds(_slice(text, window)):
             return window
     return piece
 
 
-def _pack(text: str, sentences: list[_Sentence], config: ChunkingConfig) -> list[_Offsets]:
+def _pack(text: str, sentences: list[_Sentence], budget: _Budget) -> list[_Offsets]:
     """Greedy chunks of whole sentences, each next chunk opening with a sentence-aligned overlap."""
     if not sentences:
         return []
@@ -301,16 +343,16 @@ def _pack(text: str, sentences: list[_Sentence], config: ChunkingConfig) -> list
     def estimate(first: int, end: int) -> int:
         return prefix[end] - prefix[first] - gaps[first]
 
-    size, count = config.chunk_tokens, len(sentences)
+    count = len(sentences)
     chunks: list[_Offsets] = []
     first = fresh = 0
     while fresh < count:
         end = fresh + 1
-        while end < count and estimate(first, end + 1) <= size:
+        while end < count and estimate(first, end + 1) <= budget.tokens:
             end += 1
-        first, end = _fit_exact(text, sentences, (first, fresh, end), size)
+        first, end = _fit_exact(text, sentences, (first, fresh, end), budget)
         chunks.append((sentences[first].start, sentences[end - 1].end))
-        fresh, first = end, _overlap_start(estimate, (first, end, count), config)
+        fresh, first = end, _overlap_start(estimate, (first, end, count), budget)
     return chunks
 
 
@@ -319,11 +361,13 @@ def _gap_tokens(gap: str) -> int:
     return 0 if gap == " " else count_tokens(gap)
 
 
-def _fit_exact(text: str, sentences: list[_Sentence], bounds: tuple[int, int, int], size: int) -> _Offsets:
-    """Shrink [first, end) until its exact token count fits, keeping ``fresh``, the first new sentence."""
+def _fit_exact(
+    text: str, sentences: list[_Sentence], bounds: tuple[int, int, int], budget: _Budget
+) -> _Offsets:
+    """Shrink [first, end) until it fits the budget exactly, keeping ``fresh``, the first new sentence."""
     first, fresh, end = bounds
     while end - first > 1:
-        if count_tokens(text[sentences[first].start : sentences[end - 1].end]) <= size:
+        if budget.holds(text[sentences[first].start : sentences[end - 1].end]):
             break
         if end - 1 > fresh:
             end -= 1
@@ -332,9 +376,7 @@ def _fit_exact(text: str, sentences: list[_Sentence], bounds: tuple[int, int, in
     return first, end
 
 
-def _overlap_start(
-    estimate: Callable[[int, int], int], bounds: tuple[int, int, int], config: ChunkingConfig
-) -> int:
+def _overlap_start(estimate: Callable[[int, int], int], bounds: tuple[int, int, int], budget: _Budget) -> int:
     """First sentence of the next chunk: trailing sentences of [first, end) that fit the overlap budget.
 
     The overlap never takes the whole previous chunk and always leaves room for the next new sentence.
@@ -343,8 +385,8 @@ def _overlap_start(
     start = end
     while (
         start - 1 > first
-        and estimate(start - 1, end) <= config.overlap_tokens
-        and (end == count or estimate(start - 1, end + 1) <= config.chunk_tokens)
+        and estimate(start - 1, end) <= budget.overlap
+        and (end == count or estimate(start - 1, end + 1) <= budget.tokens)
     ):
         start -= 1
     return start

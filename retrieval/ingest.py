@@ -18,7 +18,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from retrieval.catalog import discard_catalog, stored_catalog, write_catalog
-from retrieval.chunking import chunk_document
+from retrieval.chunking import ChunkFits, chunk_document
 from retrieval.config import IndexConfig
 from retrieval.embeddings import Embedder, SpanEmbedder, pools_sentences
 from retrieval.errors import IndexBusyError, LoaderError
@@ -54,10 +54,19 @@ def document_id(path: Path, base: Path | None = None) -> str:
     return location.as_posix()
 
 
-def embedding_text(chunk: Unit, title: str) -> str:
-    """A chunk as it is embedded and indexed for BM25: with its document title and section as context."""
-    header = [title] + [part for part in chunk.section_path if part and part != title]
-    return "\n".join(header + [chunk.text])
+def embedding_text(title: str, section_path: tuple[str, ...], text: str) -> str:
+    """A chunk as it is embedded: with its document title and section as context."""
+    header = [title] + [part for part in section_path if part and part != title]
+    return "\n".join(header + [text])
+
+
+def chunk_fits(embedder: Embedder, doc: Document) -> ChunkFits | None:
+    """Whether the embedder reads a chunk of ``doc`` whole; None when it cannot tell."""
+    if not isinstance(embedder, SpanEmbedder):
+        return None
+    # Learns the words of the whole document in one batch, before the chunker asks about its pieces.
+    embedder.count_word_pieces(f"{doc.title}\n{doc.text}")
+    return lambda section_path, text: embedder.reads_whole(embedding_text(doc.title, section_path, text))
 
 
 class Ingester:
@@ -175,7 +184,9 @@ class Ingester:
             batch: list[ChunkedDocument] = []
             last_position = position = -1
             pending_write: Future[None] | None = None
-            for position, item in _prefetch(self._changed(documents, stored, report)):
+            # Chunks are cut to the model's window, so the model is known before the first document is cut.
+            embedder = self._embedder()
+            for position, item in _prefetch(self._changed(documents, stored, report, embedder)):
                 if item is not None:
                     batch.append(item)
                 if sum(len(c.chunks) for c in batch) >= BATCH_CHUNKS:
@@ -197,7 +208,11 @@ class Ingester:
         return report
 
     def _changed(
-        self, documents: Iterable[tuple[int, Document | None]], stored: dict[str, str], report: IngestReport
+        self,
+        documents: Iterable[tuple[int, Document | None]],
+        stored: dict[str, str],
+        report: IngestReport,
+        embedder: Embedder,
     ) -> Iterator[tuple[int, ChunkedDocument | None]]:
         """Each document cut into units when new or changed; None for unchanged, duplicate or failed ones."""
         seen: set[str] = set()
@@ -217,7 +232,7 @@ class Ingester:
                 yield position, None
                 continue
             (report.replaced if old_hash else report.added).append(doc.doc_id)
-            yield position, chunk_document(doc, self.config.chunking)
+            yield position, chunk_document(doc, self.config.chunking, fits=chunk_fits(embedder, doc))
 
     def _flush(
         self,
@@ -296,7 +311,9 @@ class Ingester:
         """The batch's chunk vectors and, when sentences are embedded, its sentence vectors, in unit order;
         and whether the sentence vectors were pooled from the chunks' passes (late)."""
         embedder = self._embedder()
-        chunk_texts = [embedding_text(u, c.document.title) for c in batch for u in c.chunks]
+        chunk_texts = [
+            embedding_text(c.document.title, u.section_path, u.text) for c in batch for u in c.chunks
+        ]
         if not self.config.embed_sentences:
             return embedder.embed_documents(chunk_texts), None, False
         if pools_sentences(self.config, embedder):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.chunking import chunk_document, split_sentences
+from retrieval.chunking import ChunkFits, chunk_document, split_sentences
 from retrieval.config import ChunkingConfig
 from retrieval.models import ChunkedDocument, Document, Span, Unit
 from retrieval.tokens import count_tokens, encoder
@@ -25,9 +25,11 @@ def make_doc(text: str, *, sections: list[Span] | None = None, pages: list[Span]
     )
 
 
-def chunk(doc: Document, config: ChunkingConfig = SMALL) -> ChunkedDocument:
-    chunked = chunk_document(doc, config)
+def chunk(doc: Document, config: ChunkingConfig = SMALL, fits: ChunkFits | None = None) -> ChunkedDocument:
+    chunked = chunk_document(doc, config, fits=fits)
     assert_invariants(chunked, config)
+    if fits is not None:
+        assert all(fits(piece.section_path, piece.text) for piece in chunked.chunks)
     return chunked
 
 
@@ -413,6 +415,23 @@ def test_random_documents_keep_every_invariant() -> None:
         overlap = rng.choice([0, 3, 10])
         config = ChunkingConfig(chunk_tokens=rng.choice([16, 24, 60]), overlap_tokens=overlap)
         chunk(random_doc(rng, number), config)
+
+
+def test_chunks_also_fit_the_models_window_when_one_is_given() -> None:
+    """A window narrower than the token budget (here 60 characters with the section's label, as a model
+    would read a chunk after its section's heading) bounds every chunk, long sentences' pieces included."""
+
+    def fits(section_path: tuple[str, ...], text: str) -> bool:
+        return len(" ".join(section_path)) + len(text) <= 60
+
+    rng = random.Random(20261201)
+    cut = 0
+    for number in range(200):
+        doc = random_doc(rng, number)
+        config = ChunkingConfig(chunk_tokens=60, overlap_tokens=rng.choice([0, 10]))
+        within = chunk(doc, config, fits)
+        cut += len(within.chunks) > len(chunk(doc, config).chunks)
+    assert cut > 100
 
 
 def test_many_short_paragraphs_chunk_quickly() -> None:

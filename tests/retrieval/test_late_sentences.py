@@ -12,6 +12,7 @@ import pytest
 from retrieval.config import ChunkingConfig, EmbeddingConfig, IndexConfig
 from retrieval.embeddings import OnnxEmbedder, OpenAIEmbedder, SpanEmbedder
 from retrieval.index import Index
+from retrieval.ingest import embedding_text
 from retrieval.models import Document
 from retrieval.packs import unpack
 from tests.http_servers import ScriptedServer
@@ -138,26 +139,48 @@ def test_a_summary_from_some_of_many_chunks_keeps_its_pooled_profile(
     assert float(np.asarray(profile.vector) @ np.asarray(center.vector)) < 0.999
 
 
-def test_sentences_of_a_chunk_over_the_window_are_embedded_alone(
-    tmp_path: Path, embedder: OnnxEmbedder
+@pytest.mark.parametrize(
+    "text",
+    [
+        " ".join(f"Fact number {n} about the stele concerns its carving and its history." for n in range(40)),
+        "The stele " + " ".join(f"bears line {n} of carved text" for n in range(120)),
+    ],
+    ids=["many sentences", "one sentence past the window"],
+)
+def test_chunks_are_cut_to_the_models_window_so_every_sentence_is_pooled(
+    tmp_path: Path, embedder: OnnxEmbedder, text: str
 ) -> None:
-    """A chunk longer than the model's window is embedded truncated; its sentences past the window are not
-    pooled from states the model never computed but get their own pass."""
-    sentences = [f"Fact number {n} about the stele concerns its carving and its history." for n in range(40)]
-    text = " ".join(sentences)
-    assert embedder.count_tokens([text])[0] == 256
+    """A chunk budget wider than the model's window (4,000 tokens against 256 word pieces) still gives
+    chunks the model reads whole, so no sentence needs a pass of its own; a sentence past the window is
+    cut into pieces that fit."""
+    assert not embedder.reads_whole(text)
     config = ChunkingConfig(chunk_tokens=4000, overlap_tokens=0)
     index = _index(tmp_path, embedder, sentence_vectors="late", chunking=config)
-    texts, late, passes = _counts(embedder)
+    _, late, passes = _counts(embedder)
     index.ingest_documents([Document(doc_id="stone", title=TITLE, text=text, source="test")])
     _, late_after, passes_after = _counts(embedder)
-    assert index.stats()["chunks"] == 1
-    assert passes_after - passes > 0 and late_after - late > 0
-    assert (late_after - late) + (passes_after - passes) == 40
+    stats = index.stats()
+    assert stats["chunks"] >= 2
+    assert (late_after - late, passes_after - passes) == (stats["sentences"], 0)
+    chunks = index.store.get("chunks", where={"doc_id": "stone"})
+    assert all(embedder.reads_whole(embedding_text(TITLE, (), chunk.text)) for chunk in chunks)
     stored = _stored_sentences(index)
-    last = sentences[-1]
-    np.testing.assert_allclose(stored[last], embedder.embed_query(last), atol=1e-5)
-    assert float(stored[sentences[0]] @ embedder.embed_query(sentences[0])) < 0.999
+    assert "".join(stored).replace(" ", "") == text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ça coûte 3,50 €, naïve café crème über Straße.",
+        "日本語の文章です。中文没有空格 and English.",
+        "Dose: 12.5mg/kg q.i.d.\tArm B — 1,024 subjects (±3%).\nNext line\u00a0after a no-break space.",
+        "emoji🎉 résumé (note) \"quoted\" 'single' e.g. U.S. x-ray HbA1c≥6.5%",
+    ],
+)
+def test_word_pieces_are_counted_as_the_model_reads_them(embedder: OnnxEmbedder, text: str) -> None:
+    (with_special_tokens,) = embedder.count_tokens([text])
+    assert embedder.count_word_pieces(text) == with_special_tokens - 2
+    assert embedder.count_word_pieces(text) == embedder.count_word_pieces(text)
 
 
 def test_openai_backend_keeps_embedding_sentences_separately(tmp_path: Path) -> None:

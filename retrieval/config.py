@@ -20,7 +20,9 @@ class EmbeddingConfig(BaseModel):
     base_url: str | None = Field(None, description="Base URL of the /embeddings endpoint ('openai' backend).")
     api_key: SecretStr | None = Field(None, description="API key for the 'openai' backend.")
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per model call.")
-    max_tokens: int = Field(256, ge=16, le=512, description="Word pieces the ONNX model reads per text.")
+    max_tokens: int = Field(
+        256, ge=16, le=512, description="Word pieces the ONNX model reads per text; chunks are cut to fit it."
+    )
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 lets it choose.")
 
 
@@ -29,7 +31,15 @@ class ChunkingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    chunk_tokens: int = Field(200, ge=16, le=4096, description="Chunk size in cl100k tokens.")
+    chunk_tokens: int = Field(
+        200,
+        ge=16,
+        le=4096,
+        description=(
+            "Chunk size in cl100k tokens; with the local model a chunk also fits its window (max_tokens word "
+            "pieces, title and section included)."
+        ),
+    )
     overlap_tokens: int = Field(40, ge=0, description="Tokens shared by neighbouring chunks.")
 
     @model_validator(mode="after")

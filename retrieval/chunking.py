@@ -308,16 +308,20 @@ def _fit_piece(text: str, bounds: list[int], tokens: _Offsets, budget: _Budget) 
     the model's word pieces may outnumber the tokens: the last token that fits is found by bisection.
     """
     first, last = tokens
-    if budget.holds(_slice(text, _trim(text, bounds[first], bounds[last]))):
-        return last, _trim(text, bounds[first], bounds[last])
+
+    def piece(end: int) -> _Offsets:
+        return _trim(text, bounds[first], bounds[end])
+
+    if budget.holds(_slice(text, piece(last))):
+        return last, piece(last)
     low, high = first + 1, last - 1
     while low < high:
         middle = (low + high + 1) // 2
-        if budget.holds(_slice(text, _trim(text, bounds[first], bounds[middle]))):
+        if budget.holds(_slice(text, piece(middle))):
             low = middle
         else:
             high = middle - 1
-    return low, _trim(text, bounds[first], bounds[low])
+    return low, piece(low)
 
 
 def _slice(text: str, span: _Offsets) -> str:

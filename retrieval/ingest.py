@@ -184,9 +184,7 @@ class Ingester:
             batch: list[ChunkedDocument] = []
             last_position = position = -1
             pending_write: Future[None] | None = None
-            # Chunks are cut to the model's window, so the model is known before the first document is cut.
-            embedder = self._embedder()
-            for position, item in _prefetch(self._changed(documents, stored, report, embedder)):
+            for position, item in _prefetch(self._changed(documents, stored, report)):
                 if item is not None:
                     batch.append(item)
                 if sum(len(c.chunks) for c in batch) >= BATCH_CHUNKS:
@@ -208,13 +206,12 @@ class Ingester:
         return report
 
     def _changed(
-        self,
-        documents: Iterable[tuple[int, Document | None]],
-        stored: dict[str, str],
-        report: IngestReport,
-        embedder: Embedder,
+        self, documents: Iterable[tuple[int, Document | None]], stored: dict[str, str], report: IngestReport
     ) -> Iterator[tuple[int, ChunkedDocument | None]]:
-        """Each document cut into units when new or changed; None for unchanged, duplicate or failed ones."""
+        """Each document cut into units when new or changed; None for unchanged, duplicate or failed ones.
+
+        Chunks are cut to the model's window, so the model is loaded here, by the first changed document
+        (before any reaches the embedding), and not at all when nothing changed."""
         seen: set[str] = set()
         for position, doc in documents:
             if doc is None:
@@ -232,7 +229,8 @@ class Ingester:
                 yield position, None
                 continue
             (report.replaced if old_hash else report.added).append(doc.doc_id)
-            yield position, chunk_document(doc, self.config.chunking, fits=chunk_fits(embedder, doc))
+            fits = chunk_fits(self._embedder(), doc)
+            yield position, chunk_document(doc, self.config.chunking, fits=fits)
 
     def _flush(
         self,

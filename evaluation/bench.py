@@ -30,7 +30,7 @@ from retrieval.ids import unit_id
 from retrieval.index import IngestReport, SentenceVector
 from retrieval.loaders import load_file
 from retrieval.models import Document
-from retrieval.packs import pack_metadata
+from retrieval.packs import document_packs
 from retrieval.store import CollectionName, Metadata
 
 CHUNKS_PER_DOC = 10
@@ -517,12 +517,14 @@ def _batch_rows(
         for ordinal, (start, end) in enumerate(item.chunks):
             meta: Metadata = {**unit_base, "start": start, "end": end, "ordinal": ordinal, "title": doc.title}
             rows["chunks"].add(unit_id(doc.doc_id, "chunk", ordinal), doc.text[start:end], meta)
-            held = [s for s in sentences if start <= s.start and s.end <= end]
-            rows["sentences"].add(unit_id(doc.doc_id, "chunk", ordinal), "", pack_metadata(doc.doc_id, held))
+        held = [s for s in sentences if any(start <= s.start and s.end <= end for start, end in item.chunks)]
+        center = _noisy(chunk_vectors.mean(axis=0), 1, 0.0, rng)
+        for pack_id, metadata in document_packs(doc.doc_id, held):
+            rows["sentences"].add(pack_id, "", metadata)
+            rows["sentences"].vectors.append(center)
         rows["chunks"].vectors.append(chunk_vectors)
-        rows["sentences"].vectors.append(chunk_vectors)
         rows["centroids"].add(doc.doc_id, doc.title, base)
-        rows["centroids"].vectors.append(_noisy(chunk_vectors.mean(axis=0), 1, 0.0, rng))
+        rows["centroids"].vectors.append(center)
         rows["documents"].add(doc.doc_id, doc.text, _profile_metadata(item, base))
         rows["documents"].vectors.append(_noisy(topic, 1, 0.3, rng))
     return rows

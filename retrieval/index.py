@@ -29,7 +29,7 @@ from retrieval.hits import ChunkHit, DocProfile, IngestReport, SentenceVector
 from retrieval.ids import parse_unit_id, unit_id
 from retrieval.ingest import Ingester, ProgressCallback, stored_document
 from retrieval.models import Document
-from retrieval.packs import unpack
+from retrieval.packs import stored_sentences
 from retrieval.side_indexes import SIDE_FOLDER, SideIndexCache, stored_hashes
 from retrieval.store import ChromaStore, Record
 
@@ -183,7 +183,7 @@ class Index:
         self, vectors: np.ndarray, doc_ids: Sequence[str]
     ) -> tuple[list[ChunkHit], np.ndarray]:
         """Every chunk of the given documents, fetched by id, and its similarity to each vector (by row)."""
-        ids = _unit_ids(self.documents_by_id(doc_ids), "chunk")
+        ids = _chunk_ids(self.documents_by_id(doc_ids))
         records = self.store.get("chunks", ids=ids, with_vectors=True) if ids else []
         if not records:
             return [], np.zeros((len(vectors), 0), dtype=np.float32)
@@ -205,7 +205,7 @@ class Index:
 
     def chunks_of(self, doc_id: str) -> list[ChunkHit]:
         """Every stored chunk of a document, in text order."""
-        return self.chunks(_unit_ids(self.documents_by_id([doc_id]), "chunk"))
+        return self.chunks(_chunk_ids(self.documents_by_id([doc_id])))
 
     def chunk_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of the given chunks, one row each in the order asked (unknown ids left out)."""
@@ -221,9 +221,15 @@ class Index:
 
     def sentences_of(self, hits: Sequence[ChunkHit]) -> dict[str, list[SentenceVector]]:
         """The embedded sentences inside each chunk, by chunk id."""
-        profiles = self.documents_by_id(sorted({h.doc_id for h in hits}))
+        # Only documents with a profile are stored whole (see the write protocol above).
+        doc_ids = [p.doc_id for p in self.documents_by_id(sorted({h.doc_id for h in hits}))]
+        records = (
+            self.store.get("sentences", where={"doc_id": {"$in": doc_ids}}, with_vectors=True)
+            if doc_ids
+            else []
+        )
         by_doc: dict[str, list[SentenceVector]] = {}
-        for sentence in self._stored_sentences(profiles):
+        for sentence in stored_sentences(records):
             by_doc.setdefault(sentence.doc_id, []).append(sentence)
         return {
             h.chunk_id: sorted(
@@ -233,23 +239,7 @@ class Index:
             for h in hits
         }
 
-    def _stored_sentences(self, profiles: Sequence[DocProfile]) -> list[SentenceVector]:
-        """Every stored sentence of the given documents: from their chunks' packs, or, for a document
-        written before packs, from its records of one sentence each."""
-        packs = self.store.get("sentences", ids=_unit_ids(profiles, "chunk"))
-        sentences = [s for record in packs for s in unpack(record)]
-        packed = {str(record.metadata["doc_id"]) for record in packs}
-        unpacked = [p for p in profiles if p.sentences and p.doc_id not in packed]
-        if unpacked:
-            records = self.store.get("sentences", ids=_unit_ids(unpacked, "sentence"), with_vectors=True)
-            sentences += [SentenceVector.from_record(r) for r in records]
-        return sentences
 
-
-def _unit_ids(profiles: Sequence[DocProfile], kind: Literal["chunk", "sentence"]) -> list[str]:
-    """Ids of every chunk or sentence of the given documents, from their profiles' counts."""
-    return [
-        unit_id(p.doc_id, kind, i)
-        for p in profiles
-        for i in range(p.chunks if kind == "chunk" else p.sentences)
-    ]
+def _chunk_ids(profiles: Sequence[DocProfile]) -> list[str]:
+    """Ids of every chunk of the given documents, from their profiles' counts."""
+    return [unit_id(p.doc_id, "chunk", i) for p in profiles for i in range(p.chunks)]

@@ -26,7 +26,7 @@ from retrieval.hits import IngestReport, SentenceVector, unit_reading
 from retrieval.journal import JOURNAL_FILE, Journal
 from retrieval.loaders import corpus_document_id, iter_files, load_file, resolved_location
 from retrieval.models import ChunkedDocument, Document, Span, Unit
-from retrieval.packs import pack_metadata
+from retrieval.packs import document_packs
 from retrieval.profiles import centroid, keywords, summarize
 from retrieval.side_indexes import SideIndexCache, stored_hashes
 from retrieval.store import COLLECTIONS, ChromaStore, CollectionName, Metadata, Record
@@ -249,7 +249,7 @@ class Ingester:
         return writer.submit(self._write_batch, batch, rows, stored)
 
     def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
-        # Each sentence's first holding chunk: where it is pooled from (late) and which pack stores it.
+        # Each sentence's first holding chunk: where it is pooled from (late), and whether a pack stores it.
         holders = [_holding_chunks(item) if self.config.embed_sentences else [] for item in batch]
         chunk_vectors, sentence_vectors, pooled = self._embed_units(batch, holders)
         rows: list[dict[str, Any]] = []
@@ -456,7 +456,7 @@ def _document_records(item: ChunkedDocument, row: dict[str, Any]) -> dict[Collec
     base: Metadata = {"doc_id": doc.doc_id, "content_hash": doc.content_hash}
     records: dict[CollectionName, list[_Row]] = {}
     if row["sentences"] is not None:
-        records["sentences"] = _sentence_packs(item, row["sentences"], row["holders"], row["chunks"])
+        records["sentences"] = _sentence_packs(item, row["sentences"], row["holders"], row["centroid"])
     records["chunks"] = [
         (u.unit_id, u.text, _chunk_metadata(u, base, doc.title), v)
         for u, v in zip(item.chunks, row["chunks"], strict=True)
@@ -501,17 +501,17 @@ def _chunk_metadata(unit: Unit, base: Metadata, title: str) -> Metadata:
 
 
 def _sentence_packs(
-    item: ChunkedDocument, vectors: np.ndarray, holders: list[int | None], chunk_vectors: np.ndarray
+    item: ChunkedDocument, vectors: np.ndarray, holders: list[int | None], center: np.ndarray
 ) -> list[_Row]:
-    """A pack record per chunk holding its sentences whose first holding chunk it is (see
-    :mod:`retrieval.packs`), under the chunk's id and with the chunk's vector."""
-    held: dict[int, list[SentenceVector]] = {}
-    for unit, vector, ordinal in zip(item.sentences, vectors, holders, strict=True):
-        if ordinal is not None:
-            held.setdefault(ordinal, []).append(SentenceVector.of_unit(unit, vector))
+    """The document's pack records (see :mod:`retrieval.packs`): its sentences that a chunk holds whole, with
+    the document's centroid as their vector."""
+    held = [
+        SentenceVector.of_unit(unit, vector)
+        for unit, vector, ordinal in zip(item.sentences, vectors, holders, strict=True)
+        if ordinal is not None
+    ]
     return [
-        (item.chunks[ordinal].unit_id, "", pack_metadata(item.document.doc_id, units), chunk_vectors[ordinal])
-        for ordinal, units in held.items()
+        (pack_id, "", metadata, center) for pack_id, metadata in document_packs(item.document.doc_id, held)
     ]
 
 

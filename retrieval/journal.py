@@ -9,6 +9,7 @@ from pathlib import Path
 
 JOURNAL_FILE = "journal.sqlite"
 
+
 class Journal:
     """Doc ids whose entries in the store may be incomplete until they are marked done."""
 

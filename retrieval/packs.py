@@ -1,11 +1,16 @@
-"""Sentence packs: a chunk's sentences and their vectors, stored as one record of the sentences collection.
+"""Sentence packs: a document's sentences and their vectors, stored as a few records of the sentences
+collection.
 
-Sentences are read a document at a time and never searched by vector, yet a Chroma record each made Chroma
-log, index and write every one of them beside the model's pass: on nih-protocols that was 5,888 records
-against 873 chunks, and the CPU Chroma took slowed the model's two threads by a fifth. A pack is one record
-per chunk, under the chunk's id and with the chunk's vector, holding the sentences whose first holding chunk
-it is. A sentence that no chunk holds whole is never read (a chunk's sentences are the ones inside it) and
-is not stored.
+Sentences are read a document at a time and never searched by vector, yet every Chroma record costs Chroma
+CPU to log, index and write, beside the model's pass at ingest. A record per sentence (nih-protocols: 5,888)
+slowed the model's two threads by a fifth; a pack per chunk (962) still cost 2.2 CPU s of Chroma's writes
+there, a pack per document 0.5 s. So a document's sentences go in packs of at most ``PACK_SENTENCES``
+(which bounds one record's size for a Chroma server), each with the document's centroid as its vector,
+which Chroma needs and nothing searches. A pack holds the sentences that some chunk holds whole; the others
+are never read (a chunk's sentences are the ones inside it) and are not stored.
+
+Indexes written before keep their layouts, and :func:`stored_sentences` reads all three: a pack per
+document, a pack per chunk, a record per sentence.
 """
 
 from __future__ import annotations
@@ -22,7 +27,19 @@ from retrieval.hits import SentenceVector
 if TYPE_CHECKING:
     from retrieval.store import Metadata, Record
 
+PACK_SENTENCES = 512
 _VECTOR_TYPE = np.dtype("<f4")
+
+
+def document_packs(doc_id: str, sentences: Sequence[SentenceVector]) -> list[tuple[str, Metadata]]:
+    """A document's packs with their ids: its sentences in text order, at most ``PACK_SENTENCES`` a pack."""
+    return [
+        (
+            f"{doc_id}#p{first // PACK_SENTENCES}",
+            pack_metadata(doc_id, sentences[first : first + PACK_SENTENCES]),
+        )
+        for first in range(0, len(sentences), PACK_SENTENCES)
+    ]
 
 
 def pack_metadata(doc_id: str, sentences: Sequence[SentenceVector]) -> Metadata:
@@ -34,6 +51,18 @@ def pack_metadata(doc_id: str, sentences: Sequence[SentenceVector]) -> Metadata:
         "sentences": json.dumps(rows, ensure_ascii=False),
         "vectors": base64.b64encode(vectors.tobytes()).decode("ascii"),
     }
+
+
+def stored_sentences(records: Sequence[Record]) -> list[SentenceVector]:
+    """The sentences of records of the sentences collection, packs or (stored before packs, read with their
+    vectors) records of one sentence each."""
+    return [
+        sentence
+        for record in records
+        for sentence in (
+            unpack(record) if "vectors" in record.metadata else [SentenceVector.from_record(record)]
+        )
+    ]
 
 
 def unpack(record: Record) -> list[SentenceVector]:

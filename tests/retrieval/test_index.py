@@ -70,26 +70,30 @@ def test_every_stored_unit_is_an_exact_slice_of_its_document(corpus_index):
         assert texts[meta["doc_id"]][meta["start"] : meta["end"]] == record.text
 
 
-def test_each_sentence_is_stored_once_in_the_pack_of_the_first_chunk_holding_it(corpus_index):
+def test_each_sentence_a_chunk_holds_is_stored_once_in_its_document_s_pack(corpus_index):
     index, _ = corpus_index
-    chunks = {r.id: r.metadata for r in index.store.iterate("chunks")}
+    chunks = [r.metadata for r in index.store.iterate("chunks")]
     texts = {p.doc_id: index.document(p.doc_id).text for p in index.documents()}
+    centroids = {r.id: r.vector for r in index.store.get("centroids", ids=list(texts), with_vectors=True)}
     stored: list[str] = []
-    for pack in index.store.iterate("sentences"):
+    for pack in index.store.get("sentences", ids=[f"{d}#p0" for d in texts], with_vectors=True):
         sentences = unpack(pack)
         assert sentences, f"pack {pack.id} holds no sentence"
+        assert pack.id == f"{pack.metadata['doc_id']}#p0"
+        np.testing.assert_allclose(pack.vector, centroids[pack.metadata["doc_id"]], atol=1e-6)
+        assert [s.start for s in sentences] == sorted(s.start for s in sentences)
         for sentence in sentences:
             stored.append(sentence.sentence_id)
+            assert sentence.doc_id == pack.metadata["doc_id"]
             assert texts[sentence.doc_id][sentence.start : sentence.end] == sentence.text
-            holders = [
-                chunk_id
-                for chunk_id, meta in chunks.items()
-                if meta["doc_id"] == sentence.doc_id
+            assert any(
+                meta["doc_id"] == sentence.doc_id
                 and meta["start"] <= sentence.start <= sentence.end <= meta["end"]
-            ]
-            assert holders and pack.id == min(holders, key=lambda c: chunks[c]["ordinal"])
+                for meta in chunks
+            )
             assert sentence.vector.shape == (index.embedder.dim,)
             assert np.linalg.norm(sentence.vector) == pytest.approx(1.0, abs=1e-4)
+    assert index.store.count("sentences") == len(texts)
     assert len(stored) == len(set(stored)) > len(chunks)
 
 

@@ -33,9 +33,7 @@ AXOLOTL = "Which salamander regrows lost limbs and keeps its gills?"
 def multigrain(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI in another process, on the same home."""
     env = {**os.environ, "MULTIGRAIN_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env, timeout=300
-    )
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     return result
 

@@ -1,5 +1,5 @@
-"""Sentence packs: a chunk's sentences stored as one record, read back exactly; indexes written before
-packs (a record per sentence) still read."""
+"""Sentence packs: a document's sentences stored as a few records, read back exactly; indexes written in
+the layouts before (a pack per chunk, a record per sentence) still read."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from retrieval.config import IndexConfig
 from retrieval.hits import SentenceVector
 from retrieval.ids import unit_id
 from retrieval.index import Index
 from retrieval.models import Document
-from retrieval.packs import pack_metadata, unpack
+from retrieval.packs import PACK_SENTENCES, document_packs, pack_metadata, unpack
 from retrieval.store import Record
 
 TEXT = (
@@ -49,8 +50,48 @@ def _index(home: Path, embedder: Any) -> Index:
     return index
 
 
-def test_a_document_stored_before_packs_is_read_from_its_sentence_records(
-    tmp_path: Path, embedder: Any
+def test_a_long_document_s_sentences_are_packed_in_parts_of_bounded_size() -> None:
+    rng = np.random.default_rng(3)
+    count = 2 * PACK_SENTENCES + 6
+    vectors = rng.standard_normal((count, 8)).astype(np.float32)
+    sentences = [
+        SentenceVector(f"d#t{i}", "d", f"Sentence {i}.", 20 * i, 20 * i + 12, vectors[i])
+        for i in range(count)
+    ]
+    packs = document_packs("d", sentences)
+    assert [pack_id for pack_id, _ in packs] == ["d#p0", "d#p1", "d#p2"]
+    parts = [unpack(Record(id=pack_id, text="", metadata=metadata)) for pack_id, metadata in packs]
+    assert [len(part) for part in parts] == [PACK_SENTENCES, PACK_SENTENCES, 6]
+    back = [s for part in parts for s in part]
+    assert [s.sentence_id for s in back] == [s.sentence_id for s in sentences]
+    np.testing.assert_array_equal(np.stack([s.vector for s in back]), vectors)
+    assert document_packs("d", []) == []
+
+
+def _store_as_a_record_per_sentence(index: Index, sentences: list[SentenceVector]) -> None:
+    index.store.upsert(
+        "sentences",
+        ids=[unit_id("stone", "sentence", i) for i in range(len(sentences))],
+        texts=[s.text for s in sentences],
+        metadatas=[{"doc_id": "stone", "start": s.start, "end": s.end} for s in sentences],
+        vectors=np.stack([s.vector for s in sentences]),
+    )
+
+
+def _store_as_a_pack_per_chunk(index: Index, sentences: list[SentenceVector]) -> None:
+    chunk = index.chunks_of("stone")[0]
+    index.store.upsert(
+        "sentences",
+        ids=[chunk.chunk_id],
+        texts=[""],
+        metadatas=[pack_metadata("stone", sentences)],
+        vectors=index.chunk_vectors([chunk.chunk_id]),
+    )
+
+
+@pytest.mark.parametrize("layout", [_store_as_a_record_per_sentence, _store_as_a_pack_per_chunk])
+def test_a_document_stored_in_an_earlier_layout_reads_the_same(
+    tmp_path: Path, embedder: Any, layout: Any
 ) -> None:
     index = _index(tmp_path, embedder)
     (chunk,) = index.chunks_of("stone")
@@ -60,20 +101,13 @@ def test_a_document_stored_before_packs_is_read_from_its_sentence_records(
         "The stele's text is in three scripts: hieroglyphic, Demotic and Greek.",
         "Champollion read the cartouches in 1822.",
     ]
-    # The document as an index of the previous layout holds it: one record per sentence, no pack.
     index.store.delete("sentences", {"doc_id": "stone"})
-    index.store.upsert(
-        "sentences",
-        ids=[unit_id("stone", "sentence", i) for i in range(len(packed))],
-        texts=[s.text for s in packed],
-        metadatas=[{"doc_id": "stone", "start": s.start, "end": s.end} for s in packed],
-        vectors=np.stack([s.vector for s in packed]),
-    )
-    legacy = index.sentences_of([chunk])[chunk.chunk_id]
-    assert [(s.sentence_id, s.text, s.start, s.end) for s in legacy] == [
+    layout(index, packed)
+    earlier = index.sentences_of([chunk])[chunk.chunk_id]
+    assert [(s.sentence_id, s.text, s.start, s.end) for s in earlier] == [
         (s.sentence_id, s.text, s.start, s.end) for s in packed
     ]
-    for old, new in zip(legacy, packed, strict=True):
+    for old, new in zip(earlier, packed, strict=True):
         np.testing.assert_allclose(old.vector, new.vector, atol=1e-6)
 
 

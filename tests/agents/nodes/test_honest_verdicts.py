@@ -263,8 +263,17 @@ def test_a_bridge_name_in_the_second_passage_keeps_a_multi_hop_answer() -> None:
     def passage(number: int, title: str, text: str) -> Passage:
         return cast(
             Passage,
-            {"chunk_id": f"d{number}#c0", "doc_id": f"d{number}", "title": title, "text": text,
-             "start": 0, "end": len(text), "section": "", "page": None, "score": 1.0},
+            {
+                "chunk_id": f"d{number}#c0",
+                "doc_id": f"d{number}",
+                "title": title,
+                "text": text,
+                "start": 0,
+                "end": len(text),
+                "section": "",
+                "page": None,
+                "score": 1.0,
+            },
         )
 
     first = passage(1, "Scott Derrickson", "Scott Derrickson is an American director. He directed Sinister.")

@@ -68,6 +68,7 @@ class Embedder(Protocol):
 
 Spans = Sequence[tuple[int, int]]
 SpanVectors = tuple[np.ndarray, list[np.ndarray]]
+Pieces = tuple[int, int]
 
 
 @runtime_checkable
@@ -219,7 +220,7 @@ class OnnxEmbedder:
         self,
         encodings: list[Encoding],
         *,
-        pieces: list[list[np.ndarray | None]] | None = None,
+        pieces: list[list[Pieces | None]] | None = None,
         out: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         # Batches of similar length waste little compute on padding; rows go back to their input slots.
@@ -229,10 +230,7 @@ class OnnxEmbedder:
             hidden, mask = self._run_batch([encodings[i].ids for i in batch])
             vectors[batch] = _mean_pool(hidden, mask)
             if pieces is not None and out is not None:
-                for row, i in enumerate(batch):
-                    for s, found in enumerate(pieces[i]):
-                        if found is not None:
-                            out[i][s] = _l2_normalise(hidden[row, found].mean(axis=0, keepdims=True))[0]
+                _pool_spans(hidden, [pieces[i] for i in batch], [out[i] for i in batch])
         return vectors
 
     def _run_batch(self, token_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -258,22 +256,45 @@ def _mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return _l2_normalise(pooled)
 
 
-def _span_pieces(encoding: Encoding, spans: Spans) -> list[np.ndarray | None]:
-    """For each character span, the positions of its word pieces in ``encoding``; None for a span with
-    none, or one that runs past the model's window."""
+def _pool_spans(hidden: np.ndarray, pieces: list[list[Pieces | None]], out: list[np.ndarray]) -> None:
+    """Write each span's L2-normalised mean word-piece state into its row of ``out``, for a batch's token
+    states ``hidden``: all spans in one ``reduceat``, which sums each ``[first, end)`` of the flattened batch.
+
+    A span ends before its text's final [SEP], so every bound lies inside the batch as ``reduceat`` needs.
+    """
+    width, dim = hidden.shape[1], hidden.shape[2]
+    places = [
+        (row, s, found)
+        for row, found_in_row in enumerate(pieces)
+        for s, found in enumerate(found_in_row)
+        if found is not None
+    ]
+    if not places:
+        return
+    bounds = np.asarray([[row * width + first, row * width + end] for row, _, (first, end) in places])
+    sums = np.add.reduceat(hidden.reshape(-1, dim), bounds.ravel(), axis=0)[::2]
+    pooled = _l2_normalise(sums / (bounds[:, 1] - bounds[:, 0])[:, np.newaxis].astype(np.float32))
+    for (row, s, _), vector in zip(places, pooled, strict=True):
+        out[row][s] = vector
+
+
+def _span_pieces(encoding: Encoding, spans: Spans) -> list[Pieces | None]:
+    """For each character span, the positions ``[first, end)`` of its word pieces in ``encoding``
+    (consecutive, as offsets grow along the text); None for a span with none, or one that runs past the
+    model's window."""
     special = np.asarray(encoding.special_tokens_mask, dtype=bool)
     positions = np.flatnonzero(~special)
     offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)[positions]
-    truncated = bool(encoding.overflowing)
     window_end = int(offsets[-1, 1]) if len(offsets) else 0
-    found: list[np.ndarray | None] = []
-    for start, end in spans:
-        if truncated and (not len(offsets) or end > window_end):
-            found.append(None)
-            continue
-        inside = positions[(offsets[:, 0] < end) & (offsets[:, 1] > start)]
-        found.append(inside.astype(np.intp) if len(inside) else None)
-    return found
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    # The first word piece ending after a span's start, and the first starting at or after its end.
+    firsts = np.searchsorted(offsets[:, 1], bounds[:, 0], side="right")
+    ends = np.searchsorted(offsets[:, 0], bounds[:, 1], side="left")
+    past_window = bool(encoding.overflowing) & (bounds[:, 1] > window_end)
+    return [
+        None if past or first >= end else (int(positions[first]), int(positions[end - 1]) + 1)
+        for first, end, past in zip(firsts, ends, past_window, strict=True)
+    ]
 
 
 class OpenAIEmbedder:

@@ -56,6 +56,24 @@ def test_spans_are_pooled_from_the_texts_own_pass(embedder: OnnxEmbedder) -> Non
     assert float(spans[0][0] @ subject) > float(alone @ subject)
 
 
+def test_a_span_is_the_mean_of_the_states_of_the_word_pieces_it_touches(embedder: OnnxEmbedder) -> None:
+    text = f"{TITLE}\n{TEXT}"
+    second = text.index("It weighs")
+    # A sentence, the title, and a span that starts inside a word and overlaps the first two.
+    spans = [(second, text.index("tall.") + len("tall.")), (0, len(TITLE)), (3, second + 4)]
+    _, (pooled,) = embedder.embed_spans([text], [spans])
+    encoding = embedder._tokenizer.encode(text)
+    hidden, _ = embedder._run_batch([encoding.ids])
+    for (start, end), vector in zip(spans, pooled, strict=True):
+        touched = [
+            i
+            for i, (first, last) in enumerate(encoding.offsets)
+            if not encoding.special_tokens_mask[i] and first < end and last > start
+        ]
+        mean = hidden[0, touched].mean(axis=0)
+        np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-5)
+
+
 def test_a_span_past_the_window_gets_its_own_pass(embedder: OnnxEmbedder) -> None:
     filler = " ".join(["granite"] * 300)
     tail = "The stele now stands in the British Museum."

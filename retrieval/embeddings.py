@@ -68,7 +68,8 @@ class Embedder(Protocol):
 
 Spans = Sequence[tuple[int, int]]
 SpanVectors = tuple[np.ndarray, list[np.ndarray]]
-Pieces = tuple[int, int]
+PieceRange = tuple[int, int]
+"""The word pieces of a span in its text's pass: positions ``[first, end)``."""
 
 
 @runtime_checkable
@@ -220,7 +221,7 @@ class OnnxEmbedder:
         self,
         encodings: list[Encoding],
         *,
-        pieces: list[list[Pieces | None]] | None = None,
+        pieces: list[list[PieceRange | None]] | None = None,
         out: list[np.ndarray] | None = None,
     ) -> np.ndarray:
         # Batches of similar length waste little compute on padding; rows go back to their input slots.
@@ -256,7 +257,7 @@ def _mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return _l2_normalise(pooled)
 
 
-def _pool_spans(hidden: np.ndarray, pieces: list[list[Pieces | None]], out: list[np.ndarray]) -> None:
+def _pool_spans(hidden: np.ndarray, pieces: list[list[PieceRange | None]], out: list[np.ndarray]) -> None:
     """Write each span's L2-normalised mean word-piece state into its row of ``out``, for a batch's token
     states ``hidden``: all spans in one ``reduceat``, which sums each ``[first, end)`` of the flattened batch.
 
@@ -278,7 +279,7 @@ def _pool_spans(hidden: np.ndarray, pieces: list[list[Pieces | None]], out: list
         out[row][s] = vector
 
 
-def _span_pieces(encoding: Encoding, spans: Spans) -> list[Pieces | None]:
+def _span_pieces(encoding: Encoding, spans: Spans) -> list[PieceRange | None]:
     """For each character span, the positions ``[first, end)`` of its word pieces in ``encoding``
     (consecutive, as offsets grow along the text); None for a span with none, or one that runs past the
     model's window."""

@@ -21,7 +21,6 @@ NAMING_SHARE = 0.5
 """A word most documents hold ("accident", "time" in a set of accident reports) names none of them."""
 
 
-
 @dataclass(frozen=True)
 class Focus:
     """What a question asks for inside one document."""

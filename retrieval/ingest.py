@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 from retrieval.catalog import discard_catalog, stored_catalog, write_catalog
 from retrieval.chunking import ChunkFits, chunk_document
 from retrieval.config import IndexConfig
-from retrieval.embeddings import Embedder, SpanEmbedder, pools_sentences
+from retrieval.embeddings import Embedder, SpanEmbedder, pass_signal, pools_sentences
 from retrieval.errors import IndexBusyError, LoaderError
 from retrieval.hits import IngestReport, SentenceVector, unit_reading
 from retrieval.journal import JOURNAL_FILE, Journal
@@ -30,6 +30,7 @@ from retrieval.packs import document_packs
 from retrieval.profiles import centroid, keywords, summarize
 from retrieval.side_indexes import SideIndexCache, stored_hashes
 from retrieval.store import COLLECTIONS, ChromaStore, CollectionName, Metadata, Record
+from retrieval.turns import WriterTurns, lower_thread_priority
 
 BATCH_CHUNKS = 64
 T = TypeVar("T")
@@ -177,9 +178,14 @@ class Ingester:
         on_wait: Callable[[str], None] | None,
         advance: Callable[[int], None],
     ) -> IngestReport:
-        """Load and cut documents in a thread ahead of the embedding, write batches in another thread."""
+        """Load and cut documents in a thread ahead of the embedding, write batches in another thread (at
+        the lowest CPU priority, in the turns :mod:`retrieval.turns` gives it)."""
         started = time.perf_counter()
-        with self._write_lock(on_wait), ThreadPoolExecutor(max_workers=1) as writer:
+        turns = WriterTurns()
+        with (
+            self._write_lock(on_wait),
+            ThreadPoolExecutor(max_workers=1, initializer=lower_thread_priority) as writer,
+        ):
             stored = stored_hashes(self.store)
             batch: list[ChunkedDocument] = []
             last_position = position = -1
@@ -188,16 +194,17 @@ class Ingester:
                 if item is not None:
                     batch.append(item)
                 if sum(len(c.chunks) for c in batch) >= BATCH_CHUNKS:
-                    pending_write = self._flush(batch, writer, pending_write, report, set(stored))
+                    pending_write = self._flush(batch, writer, pending_write, report, set(stored), turns)
                     batch = []
                 if not batch:
                     for done in range(last_position + 1, position + 1):
                         advance(done)
                     last_position = position
             for part in _halves(batch):
-                pending_write = self._flush(part, writer, pending_write, report, set(stored))
+                pending_write = self._flush(part, writer, pending_write, report, set(stored), turns)
             if pending_write is not None:
-                pending_write.result()
+                with turns.waiting():
+                    pending_write.result()
             for done in range(last_position + 1, position + 1):
                 advance(done)
             if report.added or report.replaced:
@@ -239,14 +246,16 @@ class Ingester:
         previous: Future[None] | None,
         report: IngestReport,
         stored: set[str],
+        turns: WriterTurns,
     ) -> Future[None]:
         """Embed a batch here while the writer thread stores the previous one."""
         rows = self._embed_batch(batch)
         if previous is not None:
-            previous.result()
+            with turns.waiting():
+                previous.result()
         report.chunks += sum(len(c.chunks) for c in batch)
         report.sentences += sum(len(c.sentences) for c in batch)
-        return writer.submit(self._write_batch, batch, rows, stored)
+        return writer.submit(self._write_batch, batch, rows, stored, turns)
 
     def _embed_batch(self, batch: list[ChunkedDocument]) -> list[dict[str, Any]]:
         # Each sentence's first holding chunk: where it is pooled from (late), and whether a pack stores it.
@@ -322,14 +331,16 @@ class Ingester:
         return vectors[: len(chunk_texts)], vectors[len(chunk_texts) :], False
 
     def _write_batch(
-        self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str]
+        self, batch: list[ChunkedDocument], rows: list[dict[str, Any]], stored: set[str], turns: WriterTurns
     ) -> None:
         """Write a batch: one upsert per collection, profiles last (a document without one is absent)."""
+        in_pass = pass_signal(self._embedder())
         doc_ids = [c.document.doc_id for c in batch]
         discard_catalog(self.config)
         self._journal.begin(doc_ids)
         for doc_id in doc_ids:
             if doc_id in stored:
+                turns.take(in_pass)
                 self._delete_everywhere(doc_id)
         records: dict[CollectionName, list[_Row]] = {name: [] for name in _WRITE_ORDER}
         for item, row in zip(batch, rows, strict=True):
@@ -338,6 +349,7 @@ class Ingester:
         for name in _WRITE_ORDER:
             if records[name]:
                 ids, texts, metadatas, vectors = zip(*records[name], strict=True)
+                turns.take(in_pass)
                 self.store.upsert(name, ids=ids, texts=texts, metadatas=metadatas, vectors=np.stack(vectors))
         self._journal.done(doc_ids)
 

@@ -56,6 +56,7 @@ def test_recording_embedder_passes_vectors_through_and_counts_word_pieces(embedd
     assert recorder.requests == [texts, ["waggle dance"]]
     assert recorder.stats.texts == 3
     assert recorder.stats.tokens == sum(embedder.count_tokens([*texts, "waggle dance"]))
+    assert recorder.in_pass is embedder.in_pass  # the ingest's writer sees the model's passes through it
 
 
 def test_synthetic_index_is_consistent_and_searchable(tmp_path: Path, embedder: Any) -> None:

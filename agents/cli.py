@@ -37,7 +37,7 @@ MAX_KEYWORDS = 5
 DEFAULT_SIZES = "1000,10000,100000"
 ABLATE_HELP = (
     "Also score with each of these stages off, comma-separated: "
-    "expand,route,links,rerank,verify,weights,drill."
+    "expand,route,links,rerank,verify,weights,drill,late."
 )
 
 STAGE_SWITCHES = tuple(SettingFlag(f"{stage}.enabled") for stage in SWITCHABLE_STEPS)

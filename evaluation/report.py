@@ -48,10 +48,21 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         "",
         markdown_table(results["systems"]),
     ]
-    notes = results.get("notes") or []
+    notes = [*_own_ingests(results), *(results.get("notes") or [])]
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
+
+
+def _own_ingests(results: Mapping[str, Any]) -> list[str]:
+    """A line for each ablation that ingested into an index of its own, beside the main ingest."""
+    main = results.get("ingest") or {}
+    return [
+        f"{name} has an index of its own: {own['chunks']} chunks and {own['sentences']} sentences stored "
+        f"in {own['seconds']:.1f} s (multigrain: {main.get('chunks', 0)} and {main.get('sentences', 0)} in "
+        f"{main.get('seconds', 0.0):.1f} s; an unchanged document is not stored again)"
+        for name, own in (results.get("ablation_ingests") or {}).items()
+    ]
 
 
 def markdown_table(systems: Mapping[str, Mapping[str, Any]]) -> str:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +52,12 @@ ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
     Step.VERIFY: {Step.VERIFY: {"enabled": False}},
     "weights": {Step.RETRIEVE: {"signal_weights": False}},
     "drill": {Step.RERANK: {"drill_down": False}},
+    "late": {"index": {"sentence_vectors": "separate"}},
 }
 """What ``--ablate NAME`` switches off, as updates of settings sections; "links" spans retrieve and rerank,
 "weights" fuses BM25 and dense search with equal weights instead of the corpus's, "drill" stops searching the
-best document's own units in rerank and answer."""
+best document's own units in rerank and answer, "late" embeds each sentence alone instead of pooling it from
+its chunk's pass. An ablation that changes what is stored ("late") ingests into an index of its own."""
 ABLATABLE_STAGES = tuple(ABLATIONS)
 VERDICTS = ("supported", "partial", "unsupported")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +115,10 @@ def run_eval(
     run_settings = eval_settings(settings, dataset.name)
     index = Index(run_settings.index)
     ingest = ingest_dataset(dataset, index, progress=progress)
-    systems, failures = score_systems(run_settings, index, queries, ablate=ablate, progress=progress)
+    variants = variants_of(run_settings, ablate)
+    indexes = {name: Index(v.index) for name, v in variants.items() if v.index != run_settings.index}
+    own_ingests = {name: ingest_dataset(dataset, own, progress=progress) for name, own in indexes.items()}
+    systems, failures = score_systems(variants, index, queries, own_indexes=indexes, progress=progress)
     results: dict[str, Any] = {
         "dataset": dataset.name,
         "dataset_dir": str(dataset.root),
@@ -123,6 +128,7 @@ def run_eval(
         "queries": len(queries),
         "ablate": list(ablate),
         "ingest": _ingest_summary(ingest),
+        "ablation_ingests": {name: _ingest_summary(report) for name, report in own_ingests.items()},
         "failed_queries": failures,
         "systems": systems,
         "notes": _notes(run_settings),
@@ -133,19 +139,21 @@ def run_eval(
 
 
 def score_systems(
-    settings: Settings, index: Index, queries: Sequence[Query], *, ablate: Sequence[str], progress: bool
+    variants: Mapping[str, Settings],
+    index: Index,
+    queries: Sequence[Query],
+    *,
+    own_indexes: Mapping[str, Index],
+    progress: bool,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
-    """Metrics of Multigrain, its ablations and the baselines by system; and failed queries by system."""
+    """Metrics of each variant (see :func:`variants_of`), over ``index`` or its own index, and of the
+    baselines over ``index``, by system; and failed queries by system."""
     # The baselines run first: they load the embedder and BM25 once, before any worker thread needs them.
     baselines = run_baselines(index, queries)
-    variants = {
-        MULTIGRAIN: settings,
-        **{f"{MULTIGRAIN}-no-{stage}": without(settings, stage) for stage in ablate},
-    }
     systems: dict[str, dict[str, Any]] = {}
     failures: dict[str, list[str]] = {}
     for name, variant in variants.items():
-        outcomes = ask_all(variant, index, queries, label=name, progress=progress)
+        outcomes = ask_all(variant, own_indexes.get(name, index), queries, label=name, progress=progress)
         systems[name] = agent_metrics(outcomes, queries, route_enabled=variant.route.enabled)
         errors = [f"{o.query_id}: {o.error}" for o in outcomes if o.error is not None]
         if errors:
@@ -170,6 +178,25 @@ def eval_settings(settings: Settings, dataset_name: str) -> Settings:
     prefix = f"{settings.index.collection_prefix}-eval-{folder}"
     index = settings.index.model_copy(update={"home": home, "collection_prefix": prefix})
     return settings.model_copy(update={"home": home, "index": index})
+
+
+def variants_of(settings: Settings, ablate: Sequence[str]) -> dict[str, Settings]:
+    """Multigrain's settings and one per ablation, by system name. An ablation that changes what is stored
+    gets its index apart, beside the main one: ``<index home>/<system name>``, collections of its own."""
+    variants = {MULTIGRAIN: settings}
+    for stage in ablate:
+        name = f"{MULTIGRAIN}-no-{stage}"
+        variant = without(settings, stage)
+        if variant.index != settings.index:
+            apart = variant.index.model_copy(
+                update={
+                    "home": settings.index.home / name,
+                    "collection_prefix": f"{settings.index.collection_prefix}-no-{stage}",
+                }
+            )
+            variant = variant.model_copy(update={"index": apart})
+        variants[name] = variant
+    return variants
 
 
 def without(settings: Settings, stage: str) -> Settings:

@@ -12,8 +12,9 @@ from pydantic import SecretStr
 from agents.errors import ConfigError
 from agents.settings import Settings, load_settings
 from evaluation.datasets import load_dataset
-from evaluation.runner import eval_settings, ingest_dataset, public_settings, run_eval, without
+from evaluation.runner import eval_settings, ingest_dataset, public_settings, run_eval, variants_of, without
 from retrieval.index import Index
+from retrieval.packs import unpack
 from tests.openai_server import ScriptedOpenAI
 
 DOCS = {
@@ -230,7 +231,7 @@ def test_a_second_ingest_reuses_the_index_and_drops_removed_documents(tmp_path: 
 
 @pytest.mark.parametrize("stage", ["retrieve", "answer", "nonsense"])
 def test_only_switchable_stages_can_be_ablated(tmp_path: Path, stage: str) -> None:
-    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify, weights, drill"):
+    with pytest.raises(ConfigError, match="expand, route, links, rerank, verify, weights, drill, late"):
         run_eval(
             write_dataset(tmp_path / "d"),
             settings=offline_settings(tmp_path),
@@ -252,6 +253,44 @@ def test_ablating_weights_fuses_bm25_and_dense_equally(tmp_path: Path) -> None:
     settings = offline_settings(tmp_path)
     assert settings.retrieve.signal_weights is True
     assert without(settings, "weights").retrieve.signal_weights is False
+
+
+def test_ablating_late_vectors_scores_an_index_of_sentences_read_alone_in_the_same_run(
+    tmp_path: Path,
+) -> None:
+    settings = offline_settings(tmp_path / "home")
+    results = run_eval(
+        write_dataset(tmp_path / "tiny-late"),
+        settings=settings,
+        out_dir=tmp_path / "out",
+        ablate=["late"],
+        max_queries=2,
+        progress=False,
+    )
+    assert list(results["systems"])[:2] == ["multigrain", "multigrain-no-late"]
+    assert results["systems"]["multigrain-no-late"]["doc_recall@10"] == 1.0
+    own = results["ablation_ingests"]["multigrain-no-late"]
+    assert (own["added"], own["sentences"]) == (len(DOCS), results["ingest"]["sentences"])
+    assert "multigrain-no-late has an index of its own" in (tmp_path / "out" / "results.md").read_text(
+        "utf-8"
+    )
+
+    variants = variants_of(eval_settings(settings, "tiny-late"), ["late"])
+    closeness = {}
+    for name, variant in variants.items():
+        index = Index(variant.index)
+        stored = {
+            s.text: s.vector
+            for r in index.store.get("sentences", where={"doc_id": "bees"})
+            for s in unpack(r)
+        }
+        alone = index.embedder.embed_documents(list(stored))
+        closeness[name] = [float(v @ a) for v, a in zip(stored.values(), alone, strict=True)]
+    assert (
+        variants["multigrain-no-late"].index.home == variants["multigrain"].index.home / "multigrain-no-late"
+    )
+    assert closeness["multigrain-no-late"] == pytest.approx([1.0] * 3, abs=1e-5)
+    assert all(c < 0.999 for c in closeness["multigrain"])
 
 
 def test_settings_in_results_leave_secrets_out(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from agents.llm import ChatModel, UsageLedger
 from agents.openai_chat import OpenAIChatModel
 from agents.settings import Settings, load_settings
 from agents.state import AgentState, AnswerSentence, Citation, Passage, QueryVariant, RoutedDoc, TraceEntry
+from agents.vector_memo import VectorMemo
 from retrieval.index import Index
 from retrieval.urls import redact_url
 
@@ -99,6 +100,7 @@ class Agent:
         self.graph = build_graph(self.settings.home / "conversations.sqlite")
         self._thread_locks: dict[str, threading.Lock] = {}
         self._thread_locks_guard = threading.Lock()
+        self._memo = VectorMemo()
 
     @property
     def mode(self) -> str:
@@ -119,6 +121,7 @@ class Agent:
             llm=self.llm,
             ledger=self.ledger,
             budget=CallBudget(limit=self.settings.max_llm_calls),
+            memo=self._memo,
         )
 
     def ask(self, question: str, thread_id: str | None = None) -> Answer:

@@ -19,6 +19,7 @@ from agents.errors import LLMError, StageDegradedError
 from agents.llm import ChatModel, UsageLedger
 from agents.settings import Settings
 from agents.state import TraceEntry
+from agents.vector_memo import VectorMemo
 from retrieval.calibration import SignalWeights
 from retrieval.embeddings import pools_sentences
 from retrieval.index import Index
@@ -38,19 +39,20 @@ class RunContext:
     ledger: UsageLedger
     budget: CallBudget
     limits: RunLimits = field(init=False)
-    _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    memo: VectorMemo = field(default_factory=VectorMemo, repr=False)
+    """Texts' embeddings, shared with the agent's other questions when the agent passes its own."""
     _computed: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.limits = RunLimits(self.budget, deadline_s=self.settings.deadline_s)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of texts, each embedded at most once per question (route and retrieve share them)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if missing:
-            for text, vector in zip(missing, self.index.embedder.embed_documents(missing), strict=True):
-                self._vectors[text] = vector
-        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+        """Embeddings of texts, each embedded once per :attr:`memo` (route and retrieve share them, and so do
+        the agent's questions)."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        found = self.memo.vectors(texts, self.index.embedder.embed_documents)
+        return np.stack([found[t] for t in texts])
 
     def embed_query(self, text: str) -> np.ndarray:
         """One text's embedding, cached like :meth:`embed`."""

@@ -1,6 +1,7 @@
 """Stages that compare single sentences with a question over late (pooled) sentence vectors read the likeliest
 candidates alone (``agents.nodes._readings``): rerank and the drill-down rank the units read alone before the
-rest, verify keeps the closer reading; over separate vectors the stored vector is the reading."""
+rest (the drill-down by the mean of both readings), verify keeps the closer reading; over separate vectors
+the stored vector is the reading."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from agents.context import CallBudget, RunContext
 from agents.llm import UsageLedger
+from agents.nodes import _drill
 from agents.nodes._readings import ALONE_READINGS, BELOW_READ_ALONE, alone_first, similarities
 from agents.nodes.rerank import _similarities
 from agents.nodes.retrieve import passage_from_hit
@@ -103,6 +105,28 @@ def test_the_drill_ranks_units_read_alone_before_the_rest(
     assert [found[i] for i in read] == pytest.approx([float(alone[i]) for i in read], abs=1e-5)
     rest = [i for i in range(len(candidates)) if i not in read]
     assert rest and [found[i] for i in rest] == pytest.approx([stored[i] - BELOW_READ_ALONE for i in rest])
+    # Within one document those read alone count by the mean of their readings alone and in their chunk.
+    within = alone_first(candidates, scores, question, ctx, one_document=True)
+    assert [within[i] for i in read] == pytest.approx(
+        [(float(alone[i]) + stored[i]) / 2 for i in read], abs=1e-5
+    )
+    assert [within[i] for i in rest] == pytest.approx([found[i] for i in rest])
+
+
+def test_the_drill_down_weighs_its_documents_units_in_their_chunks(
+    tmp_path: Path, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ctx = _stored_units(tmp_path, embedder, "late")
+    asked: list[bool] = []
+
+    def recording(*args: object, one_document: bool = False) -> list[float]:
+        asked.append(one_document)
+        return alone_first(*args, one_document=one_document)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_drill, "alone_first", recording)
+    found = _drill.best_unit(QUESTION, "stone", ctx)
+    assert found is not None and found.unit.text == WEIGHS
+    assert asked == [True]
 
 
 def test_verify_reads_the_quoted_sentence_alone_however_far_down_its_passage(

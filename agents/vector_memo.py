@@ -41,7 +41,8 @@ class VectorMemo:
                 self._vectors.move_to_end(text)
         missing = [t for t in wanted if t not in found]
         if missing:
-            found |= dict(zip(missing, embed(missing), strict=True))
+            # Rows copied out of the batch, so an evicted text's batch is freed with it.
+            found |= {t: np.array(row) for t, row in zip(missing, embed(missing), strict=True)}
             with self._lock:
                 self._vectors.update((t, found[t]) for t in missing)
                 while len(self._vectors) > self._limit:

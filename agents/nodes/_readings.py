@@ -2,17 +2,20 @@
 
 A late (pooled) sentence vector leans towards its chunk's other sentences, so a question about one
 sentence's fact finds it less than the sentence embedded alone would ("What event happened 66 million
-years ago?" on xquad-en). Reading every candidate alone at question time tripled the question's time, so
-only the few candidates most likely to answer are read alone: those the caller's score (the question's
-rare terms they hold) puts first, and for a ranking (rerank, the drill-down) also those the pooled vectors
-put first. Over separate vectors the stored vector already is the sentence alone.
+years ago?" on xquad-en). Where passages of many documents compete (rerank), every candidate sentence is
+read alone: the agent's vector memo (:mod:`agents.vector_memo`) embeds each text once, so a question pays
+only for the sentences no earlier question read. Elsewhere only a few candidates are read alone: those the
+caller's score (the question's rare terms they hold) puts first, and for the drill-down also those the
+pooled vectors put first. Over separate vectors the stored vector already is the sentence alone.
 
-Measured over late vectors against separate ones: keeping the closer of the two readings in rerank lost
-evidence at rank 5 on nih-protocols (evidence_recall@5 0.745 against 0.766); ranking the units read alone
-first matched it (0.766, before chunks were cut to the model's window). Ranking them by the mean of both
-readings in the drill-down put a table row's evidence first for one more question on nih-protocols and on
-ntsb-reports (evidence_recall@1 +0.021 each), answered one more of 200 on xquad-en and changed nothing on
-hotpotqa-500; in rerank too it cost hotpotqa-500 0.012 of evidence_recall@1 (0.463 to 0.451).
+Measured over late vectors against separate ones: rerank reading 16 candidates alone (8 by rare terms, 8 by
+pooled similarity) and ranking them first lost nih-14's evidence from the first five (nih-protocols
+evidence_recall@5 0.745 against 0.766): its passage's closest sentence was not among the 16. Reading all of
+them matched separate vectors on ntsb-reports and xquad-en and passed them on nih-protocols (0.777), for
+0.22 s more per question there (p50 1.146 s against 0.922 s) and none on the sets of shorter documents.
+Inside one document (the drill-down) the units read alone rank by the mean of both readings: that put a
+table row's evidence first for one more question on nih-protocols and on ntsb-reports (evidence_recall@1
++0.021 each), answered one more of 200 on xquad-en and changed nothing on hotpotqa-500.
 """
 
 from __future__ import annotations
@@ -41,31 +44,33 @@ def similarities(
     return found
 
 
-def alone_first(
-    units: Sequence[SentenceVector],
-    scores: Sequence[float],
-    vector: np.ndarray,
-    ctx: RunContext,
-    *,
-    one_document: bool = False,
-) -> list[float]:
-    """Similarities that rank like sentences read alone, for picking one unit among many: over pooled
-    vectors, the units of highest positive ``scores`` and of highest pooled similarity are read alone and
-    ranked by that; the rest follow in their pooled order. A pooled similarity read beside one alone
-    favours whatever sits in a chunk about the question over the one sentence that answers it.
+def alone(units: Sequence[SentenceVector], vector: np.ndarray, ctx: RunContext) -> list[float]:
+    """Each unit's cosine similarity with ``vector``, every unit read alone (over pooled vectors, embedded
+    once per text by the agent's memo)."""
+    if not ctx.pooled_sentence_vectors:
+        return _stored(units, vector)
+    readings = _read_alone(units, list(range(len(units))), vector, ctx)
+    return [readings[i] for i in range(len(units))]
 
-    Among the units of ``one_document`` those read alone rank by the mean of both readings instead: there
-    every chunk is about the document's subject, and a unit's chunk tells which part of it the unit is in
-    (the weather section of an accident report, a table's columns)."""
+
+def alone_first(
+    units: Sequence[SentenceVector], scores: Sequence[float], vector: np.ndarray, ctx: RunContext
+) -> list[float]:
+    """Similarities for picking one of a document's units: over pooled vectors, the units of highest
+    positive ``scores`` and of highest pooled similarity are read alone and rank by the mean of both
+    readings; the rest follow in their pooled order. Inside one document every chunk is about its subject,
+    and a unit's chunk tells which part of it the unit is in (the weather section of an accident report, a
+    table's columns)."""
     found = _stored(units, vector)
     if not ctx.pooled_sentence_vectors:
         return found
     half = ALONE_READINGS // 2
     chosen = list(dict.fromkeys(_first(scores, half) + _first(found, half, positive=False)))
     alone = _read_alone(units, chosen, vector, ctx)
-    if one_document:
-        alone = {i: (similarity + found[i]) / 2 for i, similarity in alone.items()}
-    return [alone[i] if i in alone else similarity - BELOW_READ_ALONE for i, similarity in enumerate(found)]
+    return [
+        (alone[i] + similarity) / 2 if i in alone else similarity - BELOW_READ_ALONE
+        for i, similarity in enumerate(found)
+    ]
 
 
 def _stored(units: Sequence[SentenceVector], vector: np.ndarray) -> list[float]:

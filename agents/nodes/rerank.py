@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from agents.context import RunContext, StepRecorder, ask_model, record_step
 from agents.llm import ReplyBudget, map_concurrent
 from agents.nodes._drill import drilled
-from agents.nodes._readings import alone_first
+from agents.nodes._readings import alone
 from agents.nodes._text import valid_numbers
 from agents.state import AgentState, Passage
 from agents.steps import Step
@@ -94,9 +94,7 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
     sentence_terms = {c: [set(t) for t in tokenize([s.text for s in sentences.get(c, [])])] for c in ids}
     idf = _idf(terms, [t for found in sentence_terms.values() for t in found])
     total = sum(idf.values()) or 1.0
-    found = {c: sentences.get(c, []) for c in ids}
-    rarity = {c: [sum(idf[t] for t in terms & words) for words in rows] for c, rows in sentence_terms.items()}
-    closeness = _similarities(found, rarity, vector, ctx)
+    closeness = _similarities({c: sentences.get(c, []) for c in ids}, vector, ctx)
     maxsim: dict[str, float] = {}
     matched: dict[str, float] = {}
     for p in passages:
@@ -119,16 +117,12 @@ def _late_interaction(question: str, passages: list[Passage], ctx: RunContext) -
 
 
 def _similarities(
-    found: dict[str, list[SentenceVector]],
-    rarity: dict[str, list[float]],
-    vector: np.ndarray,
-    ctx: RunContext,
+    found: dict[str, list[SentenceVector]], vector: np.ndarray, ctx: RunContext
 ) -> dict[str, list[float]]:
-    """Each passage's sentences' similarities with the question. Over pooled (late) vectors the sentences
-    holding most of the question's rare terms, and those closest by their pooled vectors, are read alone
-    and rank before the rest (see :func:`agents.nodes._readings.alone_first`)."""
+    """Each passage's sentences' similarities with the question, each sentence read alone (see
+    :mod:`agents.nodes._readings`)."""
     keys = [(c, i) for c, sentences in found.items() for i in range(len(sentences))]
-    flat = alone_first([found[c][i] for c, i in keys], [rarity[c][i] for c, i in keys], vector, ctx)
+    flat = alone([found[c][i] for c, i in keys], vector, ctx)
     by_passage: dict[str, list[float]] = {c: [] for c in found}
     for (c, _), similarity in zip(keys, flat, strict=True):
         by_passage[c].append(similarity)

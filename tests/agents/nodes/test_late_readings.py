@@ -1,7 +1,7 @@
-"""Stages that compare single sentences with a question over late (pooled) sentence vectors read the likeliest
-candidates alone (``agents.nodes._readings``): rerank and the drill-down rank the units read alone before the
-rest (the drill-down by the mean of both readings), verify keeps the closer reading; over separate vectors
-the stored vector is the reading."""
+"""Stages that compare single sentences with a question over late (pooled) sentence vectors read them alone
+(``agents.nodes._readings``): rerank every candidate, once per text; the drill-down and verify the likeliest
+few, the drill-down ranking those before the rest by the mean of both readings, verify keeping the closer
+reading. Over separate vectors the stored vector is the reading."""
 
 from __future__ import annotations
 
@@ -35,25 +35,34 @@ def _stored_units(home: Path, embedder: OnnxEmbedder, mode: str) -> tuple[list[S
 
 
 @pytest.mark.parametrize("mode", ["late", "separate"])
-def test_rerank_reads_the_candidate_sentences_alone_over_late_vectors(
+def test_rerank_reads_every_candidate_sentence_alone_over_late_vectors_once_per_text(
     tmp_path: Path, embedder: OnnxEmbedder, mode: str
 ) -> None:
-    """Fewer candidates than are read alone: over late vectors each is read alone, as over separate ones."""
+    """More candidates than the drill-down or verify would read alone: rerank reads each of them."""
     units, ctx = _stored_units(tmp_path, embedder, mode)
+    candidates = [*units, *_casts(units)]
+    assert len(candidates) > ALONE_READINGS
     question = embedder.embed_query(QUESTION)
-    rarity = [1.0 if u.text == WEIGHS else 0.0 for u in units]
-    found = _similarities({"c": units}, {"c": rarity}, question, ctx)["c"]
-    stored = [float(u.vector @ question) for u in units]
-    alone = [float(x) for x in embedder.embed_documents([u.reading for u in units]) @ question]
+    before = embedder.stats.texts
+    found = _similarities({"c": candidates}, question, ctx)["c"]
+    read = embedder.stats.texts - before
+    stored = [float(u.vector @ question) for u in candidates]
+    alone = [float(x) for x in embedder.embed_documents([u.reading for u in candidates]) @ question]
     assert ctx.pooled_sentence_vectors is (mode == "late")
     if mode == "late":
-        weighs = [u.text for u in units].index(WEIGHS)
+        assert read == len({u.reading for u in candidates})
+        weighs = [u.text for u in candidates].index(WEIGHS)
         # Pooled, the answering sentence also reads the stele's other facts; alone it is closer.
         assert alone[weighs] > stored[weighs]
         assert found == pytest.approx(alone, abs=1e-5)
+        again = embedder.stats.texts
+        assert _similarities({"c": candidates}, question, ctx)["c"] == found
+        assert embedder.stats.texts == again
     else:
+        assert read == 0
         assert found == pytest.approx(stored, abs=1e-6)
-        assert stored == pytest.approx(alone, abs=1e-5)
+        real = len(units)  # the casts copy the first unit's vector
+        assert stored[:real] == pytest.approx(alone[:real], abs=1e-5)
 
 
 def test_verify_reads_only_the_rarest_candidates_alone_once_per_question(
@@ -102,31 +111,28 @@ def test_the_drill_ranks_units_read_alone_before_the_rest(
     # Half by score (the last ones), half by pooled similarity (all the casts share one pooled vector).
     assert set(range(len(candidates) - ALONE_READINGS // 2, len(candidates))) <= set(read)
     assert len(read) <= ALONE_READINGS
-    assert [found[i] for i in read] == pytest.approx([float(alone[i]) for i in read], abs=1e-5)
-    rest = [i for i in range(len(candidates)) if i not in read]
-    assert rest and [found[i] for i in rest] == pytest.approx([stored[i] - BELOW_READ_ALONE for i in rest])
-    # Within one document those read alone count by the mean of their readings alone and in their chunk.
-    within = alone_first(candidates, scores, question, ctx, one_document=True)
-    assert [within[i] for i in read] == pytest.approx(
+    # Those read alone count by the mean of their readings alone and in their chunk.
+    assert [found[i] for i in read] == pytest.approx(
         [(float(alone[i]) + stored[i]) / 2 for i in read], abs=1e-5
     )
-    assert [within[i] for i in rest] == pytest.approx([found[i] for i in rest])
+    rest = [i for i in range(len(candidates)) if i not in read]
+    assert rest and [found[i] for i in rest] == pytest.approx([stored[i] - BELOW_READ_ALONE for i in rest])
 
 
-def test_the_drill_down_weighs_its_documents_units_in_their_chunks(
+def test_the_drill_down_reads_its_documents_likeliest_units_alone(
     tmp_path: Path, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, ctx = _stored_units(tmp_path, embedder, "late")
-    asked: list[bool] = []
+    asked: list[int] = []
 
-    def recording(*args: object, one_document: bool = False) -> list[float]:
-        asked.append(one_document)
-        return alone_first(*args, one_document=one_document)  # type: ignore[arg-type]
+    def recording(units: list[SentenceVector], *args: object) -> list[float]:
+        asked.append(len(units))
+        return alone_first(units, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_drill, "alone_first", recording)
     found = _drill.best_unit(QUESTION, "stone", ctx)
     assert found is not None and found.unit.text == WEIGHS
-    assert asked == [True]
+    assert len(asked) == 1 and asked[0] == len(found.ranking)
 
 
 def test_verify_reads_the_quoted_sentence_alone_however_far_down_its_passage(

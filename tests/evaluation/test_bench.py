@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from agents.errors import ConfigError
-from evaluation.bench import RecordingEmbedder, build_synthetic_index, run_ingest_bench, run_query_bench
+from evaluation.bench import (
+    RecordingEmbedder,
+    bracketed_ratios,
+    build_synthetic_index,
+    run_ingest_bench,
+    run_query_bench,
+)
 from retrieval.config import IndexConfig
 from retrieval.index import Index
 from tests.evaluation.test_runner import DOCS, offline_settings, write_dataset
@@ -41,9 +47,17 @@ def test_ingest_bench_keeps_the_fastest_of_repeated_runs_of_the_same_work(
     assert twice["repeat"] == 2
     assert twice["ingest_tokens"] == twice["raw_tokens"] == once["raw_tokens"]
     assert twice["chunks"] == once["chunks"] and twice["sentences"] == once["sentences"]
+    ratios = twice["ingest_over_chunks_only_by_round"]
+    assert len(ratios) == 2 and twice["ingest_over_chunks_only"] == pytest.approx(sum(ratios) / 2)
     assert "timed runs (fastest kept)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="repeat must be 1 or more"):
         run_ingest_bench(dataset, settings=offline_settings(tmp_path / "home"), repeat=0)
+
+
+def test_each_rounds_ratio_is_over_the_chunks_only_passes_timed_just_before_and_after_it() -> None:
+    slowing_down = [10.0, 12.0, 14.0]
+    ingests = [11.0, 13.0, 15.0]
+    assert bracketed_ratios(ingests, slowing_down) == pytest.approx([11 / 10, 13 / 11, 15 / 13])
 
 
 def test_recording_embedder_passes_vectors_through_and_counts_word_pieces(embedder: Any) -> None:

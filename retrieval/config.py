@@ -71,10 +71,10 @@ class IndexConfig(BaseModel):
         "late",
         description=(
             "'late': a sentence's vector is pooled from its chunk's own model pass, so ingest costs about "
-            "the chunks alone, and the stages that weigh single sentences read their few likeliest ones "
-            "alone at question time; 'separate': each sentence is embedded alone too (about 1.6 times the "
-            "model work at ingest). The 'openai' embedding backend has no token states and always embeds "
-            "sentences separately."
+            "the chunks alone, and the stages that weigh single sentences read their candidates alone at "
+            "question time (once per text per agent); 'separate': each sentence is embedded alone too "
+            "(about 1.6 times the model work at ingest). The 'openai' embedding backend has no token states "
+            "and always embeds sentences separately."
         ),
     )
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)

@@ -11,8 +11,9 @@ pooled vectors put first. Over separate vectors the stored vector already is the
 Measured over late vectors against separate ones: rerank reading 16 candidates alone (8 by rare terms, 8 by
 pooled similarity) and ranking them first lost nih-14's evidence from the first five (nih-protocols
 evidence_recall@5 0.745 against 0.766): its passage's closest sentence was not among the 16. Reading all of
-them matched separate vectors on ntsb-reports and xquad-en and passed them on nih-protocols (0.777), for
-0.22 s more per question there (p50 1.146 s against 0.922 s) and none on the sets of shorter documents.
+them matches or passes separate vectors on all four datasets (nih-protocols 0.777); a question pays for the
+sentences no earlier question read: p50 above separate's by 0.56 s on nih-protocols' long protocols, 0.41 s
+on hotpotqa-500 (whose questions rarely share documents), 0.08 s on ntsb-reports, none on xquad-en.
 Inside one document (the drill-down) the units read alone rank by the mean of both readings: that put a
 table row's evidence first for one more question on nih-protocols and on ntsb-reports (evidence_recall@1
 +0.021 each), answered one more of 200 on xquad-en and changed nothing on hotpotqa-500.

@@ -95,8 +95,7 @@ def _search(question: str, doc_id: str, ctx: RunContext) -> Drilled | None:
     lexical = LexicalIndex.build(ids, ids, [units[i].reading for i in ids]).scores(focus.text)
     vector = ctx.embed_query(focus.text)
     by_terms = {i: float(score) for i, score in zip(ids, lexical, strict=True)}
-    meaning = alone_first([units[i] for i in ids], list(lexical), vector, ctx)
-    by_meaning = dict(zip(ids, meaning, strict=True))
+    by_meaning = dict(zip(ids, alone_first([units[i] for i in ids], list(lexical), vector, ctx), strict=True))
     signal = ctx.signal_weights()
     fused = rrf([ranked(by_terms), ranked(by_meaning)], weights=[signal.bm25, signal.dense])
     kind = asked_kind(question)

@@ -38,7 +38,8 @@ def similarities(
     units: Sequence[SentenceVector], scores: Sequence[float], vector: np.ndarray, ctx: RunContext
 ) -> list[float]:
     """Each unit's cosine similarity with ``vector``; over pooled vectors the :data:`ALONE_READINGS` units
-    of highest positive ``scores`` are also read alone (once per question) and the closer reading counts."""
+    of highest positive ``scores`` are also read alone (once per text per agent) and the closer reading
+    counts."""
     found = _stored(units, vector)
     for i, similarity in _read_alone(units, _first(scores, ALONE_READINGS), vector, ctx).items():
         found[i] = max(found[i], similarity)
@@ -67,9 +68,9 @@ def alone_first(
         return found
     half = ALONE_READINGS // 2
     chosen = list(dict.fromkeys(_first(scores, half) + _first(found, half, positive=False)))
-    alone = _read_alone(units, chosen, vector, ctx)
+    read = _read_alone(units, chosen, vector, ctx)
     return [
-        (alone[i] + similarity) / 2 if i in alone else similarity - BELOW_READ_ALONE
+        (read[i] + similarity) / 2 if i in read else similarity - BELOW_READ_ALONE
         for i, similarity in enumerate(found)
     ]
 
